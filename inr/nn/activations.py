@@ -1,0 +1,29 @@
+"""Activations used by fields, by name, so specs stay plain JSON."""
+from __future__ import annotations
+
+import torch
+
+HIDDEN_ACTIVATIONS = ("relu", "sine", "none")
+OUTPUT_ACTIVATIONS = ("none", "sigmoid", "exp", "relu", "sine")
+
+
+def apply_activation(x: torch.Tensor, name: str, w0: float = 1.0) -> torch.Tensor:
+    """Apply activation `name` to pre-activations `x`.
+
+    `sine` is SIREN's sin(w0 * x): w0 scales the pre-activation, so weights keep unit-scale
+    initialisation statistics (Sitzmann et al., 2020, supplement 1.5).
+
+    >>> apply_activation(torch.zeros(2), "sine", 30.0)
+    tensor([0., 0.])
+    """
+    if name == "relu":
+        return torch.relu(x)
+    if name == "sine":
+        return torch.sin(w0 * x)
+    if name == "none":
+        return x
+    if name == "sigmoid":
+        return torch.sigmoid(x)
+    if name == "exp":
+        return torch.exp(x)
+    raise ValueError(f"unknown activation {name!r}; expected one of {OUTPUT_ACTIVATIONS}")
