@@ -1,0 +1,32 @@
+# Two commands on a fresh machine: `make demo` fits the default scene, `make test` runs the tests.
+# Both create the virtual environment in .venv first (PyTorch's CPU build is used where no CUDA
+# build is already installed; set TORCH= to pick another, e.g. TORCH="torch==2.13.0").
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+TORCH ?= torch==2.13.0
+
+.PHONY: setup demo test bench clean
+
+setup: $(VENV)/.installed
+
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q "$(TORCH)"
+	$(PY) -m pip install -q -e ".[test]"
+	touch $@
+
+demo: setup
+	$(VENV)/bin/inr fit image --out runs/demo-camera-hash --max-seconds 60
+	$(VENV)/bin/inr render image runs/demo-camera-hash --scale 2 -o runs/demo-camera-hash/render_2x.png
+
+test: setup
+	$(PY) -m pytest -q
+
+bench: setup
+	$(PY) benchmarks/hashgrid.py
+	$(PY) benchmarks/image_fit.py
+
+clean:
+	rm -rf $(VENV) runs .pytest_cache

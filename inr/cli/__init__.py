@@ -1,0 +1,1 @@
+"""The `inr` command line (entry point `inr.cli.main:main`)."""

@@ -1,0 +1,141 @@
+"""Typed dataclasses -> command-line options and back, with config files merged in between.
+
+Precedence: dataclass defaults < --config FILE.json < flags on the command line.
+"""
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import types
+import typing
+from pathlib import Path
+from typing import Any
+
+from inr.errors import InputError
+from inr.train.rundir import check_finite
+
+
+def _unwrap_optional(tp):
+    origin = typing.get_origin(tp)
+    if origin in (typing.Union, types.UnionType):
+        args = [a for a in typing.get_args(tp) if a is not type(None)]
+        if len(args) == 1:
+            return args[0]
+    return tp
+
+
+def add_dataclass_options(parser: argparse.ArgumentParser, cls, path: str = "", flag_prefix: str = "",
+                          aliases: dict[str, str] | None = None, skip: set[str] = frozenset()) -> None:
+    """Add one option per leaf field of dataclass `cls`; dest is the dotted path ("train.lr").
+
+    `aliases` maps a dotted path to the flag to use for it (e.g. "train.lr" -> "--lr"). Defaults are
+    suppressed, so the parsed namespace holds only what the user typed.
+    """
+    aliases = aliases or {}
+    hints = typing.get_type_hints(cls)
+    defaults = cls()
+    for f in dataclasses.fields(cls):
+        dest = f"{path}{f.name}"
+        if dest in skip:
+            continue
+        tp = _unwrap_optional(hints[f.name])
+        default = getattr(defaults, f.name)
+        if dataclasses.is_dataclass(tp):
+            add_dataclass_options(parser, tp, dest + ".", flag_prefix + (f"{f.name}." if flag_prefix or path else ""),
+                                  aliases, skip)
+            continue
+        flag = aliases.get(dest, f"--{flag_prefix}{f.name.replace('_', '-')}")
+        kwargs: dict[str, Any] = dict(dest=dest, default=argparse.SUPPRESS)
+        help_default = json.dumps(default) if not isinstance(default, tuple) else " ".join(map(str, default))
+        if tp is bool:
+            kwargs["action"] = argparse.BooleanOptionalAction
+        elif typing.get_origin(tp) is tuple:
+            kwargs.update(nargs="+", type=typing.get_args(tp)[0], metavar="N")
+        elif tp is dict or typing.get_origin(tp) is dict:
+            kwargs.update(type=_json_object, metavar="JSON")
+        else:
+            kwargs.update(type=tp, metavar=tp.__name__.upper())
+        parser.add_argument(flag, help=f"(default: {help_default})", **kwargs)
+
+
+def _json_object(text: str) -> dict:
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as e:
+        raise argparse.ArgumentTypeError(f"not valid JSON: {e}") from None
+    if not isinstance(value, dict):
+        raise argparse.ArgumentTypeError("expected a JSON object")
+    return value
+
+
+def parsed_overrides(ns: argparse.Namespace) -> dict:
+    """The dotted options the user gave, as a nested dict."""
+    nested: dict = {}
+    for dest, value in vars(ns).items():
+        if "." not in dest and dest not in ("target", "field"):
+            continue
+        *parents, leaf = dest.split(".")
+        node = nested
+        for p in parents:
+            node = node.setdefault(p, {})
+        node[leaf] = value
+    return nested
+
+
+def deep_merge(base: dict, extra: dict) -> dict:
+    out = dict(base)
+    for k, v in extra.items():
+        out[k] = deep_merge(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) and k != "grid" else v
+    return out
+
+
+def read_config_file(path: str) -> dict:
+    p = Path(path)
+    if not p.is_file():
+        raise InputError(f"{path}: no such config file")
+    try:
+        doc = json.loads(p.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise InputError(f"{path}: not valid JSON ({e})") from None
+    if not isinstance(doc, dict):
+        raise InputError(f"{path}: a config file must hold a JSON object")
+    check_finite(doc, "")
+    return doc
+
+
+def build_dataclass(cls, values: dict, where: str = ""):
+    """Instantiate `cls` from plain JSON values; unknown keys and wrong types raise InputError."""
+    check_finite(values, where)
+    hints = typing.get_type_hints(cls)
+    names = {f.name for f in dataclasses.fields(cls)}
+    unknown = sorted(set(values) - names)
+    if unknown:
+        key = f"{where}.{unknown[0]}" if where else unknown[0]
+        raise InputError(f"unknown config key {key!r} (known: {', '.join(sorted(names))})")
+    kwargs = {}
+    for name, value in values.items():
+        tp = _unwrap_optional(hints[name])
+        key = f"{where}.{name}" if where else name
+        if dataclasses.is_dataclass(tp):
+            if not isinstance(value, dict):
+                raise InputError(f"config key {key!r} must be an object")
+            kwargs[name] = build_dataclass(tp, value, key)
+        else:
+            kwargs[name] = _coerce(value, tp, key)
+    return cls(**kwargs)
+
+
+def _coerce(value, tp, key):
+    if value is None:
+        return None
+    if typing.get_origin(tp) is tuple:
+        if not isinstance(value, (list, tuple)) or not all(isinstance(v, int) and not isinstance(v, bool) for v in value):
+            raise InputError(f"config key {key!r} must be a list of integers, got {value!r}")
+        return tuple(value)
+    if tp is float and isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    expected = dict if typing.get_origin(tp) is dict else tp
+    if not isinstance(value, expected) or (expected is int and isinstance(value, bool)):
+        raise InputError(f"config key {key!r} must be {getattr(expected, '__name__', expected)}, got {value!r}")
+    return value

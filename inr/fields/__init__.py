@@ -1,0 +1,43 @@
+"""Fields: SIREN, Fourier-feature MLP and hash-grid field, all accepting external parameters."""
+from __future__ import annotations
+
+import dataclasses
+
+import torch
+
+from .base import Field
+from .fourier import FourierConfig, FourierField
+from .hash import HashField, HashFieldConfig
+from .siren import SirenConfig, SirenField
+
+FIELDS = {"siren": (SirenField, SirenConfig), "fourier": (FourierField, FourierConfig),
+          "hash": (HashField, HashFieldConfig)}
+
+
+def field_config(kind: str, values: dict | None = None):
+    """The typed config of field `kind`, with `values` (plain JSON) applied; unknown keys raise."""
+    if kind not in FIELDS:
+        raise ValueError(f"unknown field {kind!r}; expected one of {', '.join(FIELDS)}")
+    cls = FIELDS[kind][1]
+    values = dict(values or {})
+    names = {f.name for f in dataclasses.fields(cls)}
+    unknown = sorted(set(values) - names)
+    if unknown:
+        raise ValueError(f"unknown {kind} field option(s): {', '.join(unknown)}")
+    if "hidden" in values:
+        values["hidden"] = tuple(values["hidden"])
+    return cls(**values)
+
+
+def build_field(kind: str, d_in: int, d_out: int, generator: torch.Generator | None = None, **options) -> Field:
+    """Build a field from its plain config (what `Field.config()` returns).
+
+    >>> build_field("siren", 2, 1, hidden=[8]).kind
+    'siren'
+    """
+    cfg = field_config(kind, options)  # validates the kind and the option names
+    return FIELDS[kind][0](d_in, d_out, cfg, generator=generator)
+
+
+__all__ = ["FIELDS", "Field", "FourierConfig", "FourierField", "HashField", "HashFieldConfig",
+           "SirenConfig", "SirenField", "build_field", "field_config"]

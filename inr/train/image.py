@@ -1,0 +1,108 @@
+"""Fitting one image: the task the training loop optimises, and its defaults per field kind."""
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from dataclasses import field as dc_field
+
+import torch
+
+from inr.fields import Field, FourierConfig, HashFieldConfig, SirenConfig, build_field
+from inr.signals.image import pixel_coords, render_image, save_image
+from inr.signals.metrics import psnr, ssim
+
+from .loop import TrainConfig
+
+# Settings that fit a 512x512 image well on a 2-core CPU (see benchmarks/image_fit.py).
+FIELD_TRAIN_DEFAULTS = {
+# Hash tables use instant-ngp's Adam (beta2 0.99, eps 1e-15); SIREN and Fourier MLPs PyTorch's defaults.
+    "hash": {"steps": 2000, "lr": 1e-2, "batch_size": 1 << 18, "beta2": 0.99, "eps": 1e-15},
+    "siren": {"steps": 2000, "lr": 1e-4, "batch_size": 1 << 16, "beta2": 0.999, "eps": 1e-8},
+    "fourier": {"steps": 2000, "lr": 1e-3, "batch_size": 1 << 16, "beta2": 0.999, "eps": 1e-8},
+}
+
+
+@dataclass
+class ImageFitConfig:
+    """Everything `inr fit image` needs; config.json stores its resolved form."""
+
+    target: str = "camera"
+    field: str = "hash"
+    train: TrainConfig = dc_field(default_factory=TrainConfig)
+    siren: SirenConfig = dc_field(default_factory=lambda: SirenConfig(hidden=(128, 128, 128)))
+    fourier: FourierConfig = dc_field(default_factory=FourierConfig)
+    hash: HashFieldConfig = dc_field(default_factory=HashFieldConfig)
+
+    def resolved_train(self) -> TrainConfig:
+        """Train settings with the field's defaults filled in where the user gave none."""
+        defaults = FIELD_TRAIN_DEFAULTS[self.field]
+        t = dataclasses.replace(self.train)
+        for k, v in defaults.items():
+            if getattr(t, k) is None:
+                setattr(t, k, v)
+        return t
+
+    def field_options(self, height: int, width: int) -> dict:
+        """The chosen field's options; a hash grid's finest level defaults to the image size."""
+        options = dataclasses.asdict(getattr(self, self.field))
+        if self.field == "hash":
+            grid = dict(options["grid"])
+            if "otype" not in grid and "finest_resolution" not in grid:
+                grid["finest_resolution"] = max(height, width)
+            options["grid"] = grid
+        return options
+
+
+class ImageTask:
+    """Regress pixel values at pixel-centre coordinates in [-1, 1]^2 with an MSE loss."""
+
+    def __init__(self, image: torch.Tensor, model: Field, batch_size: int, device: torch.device, seed: int = 0):
+        self.image = image
+        self.height, self.width, self.channels = image.shape
+        self.model = model.to(device)
+        self.device = device
+        self.coords = pixel_coords(self.height, self.width).to(device)
+        self.values = image.reshape(-1, self.channels).to(device)
+        self.n_pixels = self.coords.shape[0]
+        self.batch_size = min(batch_size, self.n_pixels)
+        self.generator = torch.Generator(device=device).manual_seed(seed)
+        self.clamp = bool(image.min() >= 0 and image.max() <= 1)
+
+    def param_groups(self, lr: float) -> list[dict]:
+        return [{"params": list(self.model.parameters()), "lr": lr}]
+
+    def batch(self) -> tuple[torch.Tensor, torch.Tensor]:
+        if self.batch_size >= self.n_pixels:
+            return self.coords, self.values
+        idx = torch.randint(0, self.n_pixels, (self.batch_size,), generator=self.generator, device=self.device)
+        return self.coords[idx], self.values[idx]
+
+    def loss(self, step: int) -> tuple[torch.Tensor, dict]:
+        x, y = self.batch()
+        mse = torch.mean((self.model(x) - y) ** 2)
+        return mse, {"psnr": -10.0 * torch.log10(mse.detach())}
+
+    def render(self, height: int | None = None, width: int | None = None, crop=None) -> torch.Tensor:
+        out = render_image(self.model, height or self.height, width or self.width, crop=crop)
+        return out.clamp(0, 1) if self.clamp else out
+
+    def evaluate(self) -> dict:
+        pred = self.render().cpu()
+        return {"psnr": float(psnr(pred, self.image)), "ssim": float(ssim(pred, self.image))}
+
+    def state(self) -> dict:
+        return {"generator": self.generator.get_state()}
+
+    def load_state(self, state: dict) -> None:
+        self.generator.set_state(state["generator"])
+
+    def write_preview(self, path) -> None:
+        save_image(path, self.render().cpu())
+
+
+def build_image_task(image: torch.Tensor, cfg: ImageFitConfig, train: TrainConfig, device: torch.device) -> ImageTask:
+    h, w, c = image.shape
+    torch.manual_seed(train.seed)
+    gen = torch.Generator().manual_seed(train.seed)
+    model = build_field(cfg.field, 2, c, generator=gen, **cfg.field_options(h, w))
+    return ImageTask(image, model, train.batch_size, device, seed=train.seed)
