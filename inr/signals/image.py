@@ -7,9 +7,11 @@ values unclipped, since HDR images are legitimately outside [0, 1].
 """
 from __future__ import annotations
 
+import logging
 import os
 import struct
 import tempfile
+import warnings
 import zlib
 from typing import Callable, Iterator, Sequence
 
@@ -53,7 +55,7 @@ def load_image(path: str | os.PathLike) -> torch.Tensor:
     except InputError:
         raise
     except Exception as e:  # imageio/Pillow/tifffile raise many types for a bad file
-        raise InputError(f"{p}: cannot read image ({_one_line(e)})") from e
+        raise InputError(f"{p}: cannot read image, corrupt or unsupported format ({_reason(e)})") from e
     return torch.from_numpy(_normalise(arr, p))
 
 
@@ -71,6 +73,15 @@ def _check_file(p: str) -> None:
             pass
     except OSError as e:
         raise InputError(f"{p}: cannot open ({e.strerror or _one_line(e)})") from e
+
+
+def _reason(e: BaseException) -> str:
+    msg = _one_line(e)
+    if "Could not find a backend" in msg or "can not handle the given uri" in msg:
+        return "no installed reader recognises it"
+    if isinstance(e, (KeyError, IndexError)) or len(msg.split()) < 3:  # e.g. KeyError(0)
+        return f"{type(e).__name__}: {msg}"
+    return msg
 
 
 def _one_line(e: BaseException, limit: int = 200) -> str:
@@ -91,7 +102,9 @@ def _read_first_frame(p: str) -> np.ndarray:
             return arr
     import imageio.v3 as iio
 
-    return np.asarray(iio.imread(p, index=0))
+    with warnings.catch_warnings():  # imageio probing its legacy plugins on an unknown file
+        warnings.simplefilter("ignore", DeprecationWarning)
+        return np.asarray(iio.imread(p, index=0))
 
 
 def _read_png16(p: str) -> np.ndarray | None:
@@ -107,8 +120,8 @@ def _read_png16(p: str) -> np.ndarray | None:
 
     with Image.open(p) as im:
         tile = list(getattr(im, "tile", []) or [])
-    if len(tile) != 1 or not isinstance(tile[0].args, str):
-        return None
+    if len(tile) != 1 or not isinstance(getattr(tile[0], "args", None), str):
+        return None  # not one zip tile with a raw mode string (or an older Pillow)
     raw = tile[0].args
     variants = {"RGB;16B": ("RGB;16B", "RGB;16L"), "RGBA;16B": ("RGBA;16B", "RGBA;16L"),
                 "LA;16B": ("RGBA",)}
@@ -136,6 +149,16 @@ def _read_tiff(p: str) -> np.ndarray | None:
         import tifffile
     except ImportError:
         return None
+    log = logging.getLogger("tifffile")  # it logs corrupt-file details we report ourselves
+    level = log.level
+    log.setLevel(logging.CRITICAL)
+    try:
+        return _read_tiff_page(tifffile, p)
+    finally:
+        log.setLevel(level)
+
+
+def _read_tiff_page(tifffile, p: str) -> np.ndarray:
     with tifffile.TiffFile(p) as tif:
         page = tif.pages.first if hasattr(tif.pages, "first") else tif.pages[0]
         arr = page.asarray()
@@ -259,8 +282,9 @@ class PixelSampler:
     def __call__(self) -> tuple[torch.Tensor, torch.Tensor]:
         if self.full_batch:
             return self.coords, self.values
-        gen_device = self.generator.device if self.generator is not None else "cpu"
-        idx = torch.randint(self.n_pixels, (self.batch_size,), generator=self.generator, device=gen_device)
+        # Draw on the generator's device (a CPU generator cannot fill a CUDA tensor), else in place.
+        device = self.generator.device if self.generator is not None else self.values.device
+        idx = torch.randint(self.n_pixels, (self.batch_size,), generator=self.generator, device=device)
         idx = idx.to(self.values.device)
         return self.coords[idx], self.values[idx]
 
