@@ -301,7 +301,9 @@ def render_image(fn: Callable[[torch.Tensor], torch.Tensor], height: int, width:
     `fn` maps coordinates [n, 2] (on `device`) to values [n, C] (or [n], or [1, n, C] from a
     batched field). It runs on at most `chunk` pixels at a time under torch.no_grad(), so memory
     stays bounded at any resolution: render at 2x or 4x the training size for super-resolution,
-    or pass `crop` to zoom into a window. The result is on the device `fn` returns.
+    or pass `crop` to zoom into a window. Coordinates are made on `device` (by default the device
+    of `fn`'s parameters when it is an nn.Module, else the CPU); the result is on the device `fn`
+    returns.
 
     >>> img = render_image(lambda xy: xy[:, :1] * 0 + 1, 4, 6)
     >>> img.shape
@@ -311,6 +313,8 @@ def render_image(fn: Callable[[torch.Tensor], torch.Tensor], height: int, width:
         raise ValueError(f"height and width must be positive, got {height} x {width}")
     if chunk < 1:
         raise ValueError(f"chunk must be positive, got {chunk}")
+    if device is None and isinstance(fn, torch.nn.Module):  # coordinates go where the model is
+        device = next((p.device for p in fn.parameters()), None)
     n = height * width
     out = None
     with torch.no_grad():
