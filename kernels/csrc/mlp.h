@@ -1,0 +1,75 @@
+// C interface of the fused MLP kernels: raw pointers and plain structs only, so the .cu files
+// build with nvcc alone (no torch headers) and bindings.cpp stays a thin tensor-to-pointer layer.
+//
+// Layout conventions (all float32, contiguous; "rows" = B * N points, instance-major):
+//   x      [B?, N, d_in]     x_stride = N * d_in, or 0 when every instance shares the points
+//   y      [rows, d_out]
+//   save_h [n_layers - 1, rows, width]   hidden activations h_l = act(z_l), written when non-null
+//   save_z [n_layers - 1, rows, width]   hidden pre-activations z_l (sine only: needs cos(w0 z))
+// Weight matrices are passed pre-packed by the caller (see inr/backends/cuda.py); each has an
+// instance stride in floats, 0 for a matrix shared by all instances.
+#pragma once
+#include <cuda_runtime_api.h>
+#include <stdint.h>
+
+#define INR_MLP_MAX_LAYERS 16
+#define INR_MLP_OUT_PAD 16   /* d_out is padded to this inside the kernels */
+
+enum {
+  INR_ACT_NONE = 0,
+  INR_ACT_RELU = 1,
+  INR_ACT_SINE = 2,
+  INR_ACT_SIGMOID = 3,
+  INR_ACT_EXP = 4
+};
+
+typedef struct {
+  int B, N, d_in, d_out, width, n_layers;
+  int act, out_act;
+  float w0_first, w0_hidden;
+  const float* x;
+  int64_t x_stride;
+  // Layer l as [K_l, nout_l] = W_l^T: layer 0 [round4(d_in), width] (zero rows past d_in),
+  // hidden [width, width], last [width, 16] (zero columns past d_out).
+  const float* w[INR_MLP_MAX_LAYERS];
+  int64_t w_stride[INR_MLP_MAX_LAYERS];
+  // Biases [nout_l] (last padded to 16), or null.
+  const float* b[INR_MLP_MAX_LAYERS];
+  int64_t b_stride[INR_MLP_MAX_LAYERS];
+  float* y;
+  float* save_h;
+  float* save_z;
+} InrMlpFwdArgs;
+
+typedef struct {
+  int B, N, d_in, d_out, width, n_layers;
+  int act, out_act;
+  float w0_first, w0_hidden;
+  const float* dy;      // [rows, d_out]
+  const float* y;       // [rows, d_out], the forward output
+  const float* save_h;  // as in the forward
+  const float* save_z;  // sine only, else null
+  // Layer l as [out_l, in_l] (the torch layout): layer 0 [width, din_pad(d_in)] (zero columns
+  // past d_in), hidden [width, width], last [round4(d_out), width] (zero rows past d_out).
+  const float* w[INR_MLP_MAX_LAYERS];
+  int64_t w_stride[INR_MLP_MAX_LAYERS];
+  // Outputs: dL/dz_l for every layer ([rows, width], last [rows, d_out]) for the weight
+  // gradients, and dL/dx [rows, d_in] (null when x needs no gradient).
+  float* dz[INR_MLP_MAX_LAYERS];
+  float* dx;
+} InrMlpBwdArgs;
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+// Both return cudaSuccess or the launch error; cudaErrorInvalidValue for unsupported shapes.
+cudaError_t inr_mlp_forward(const InrMlpFwdArgs* args, cudaStream_t stream);
+cudaError_t inr_mlp_backward(const InrMlpBwdArgs* args, cudaStream_t stream);
+
+// Column padding of the layer-0 matrix the backward expects: 4, 16, 32 or 64.
+int inr_mlp_din_pad(int d_in);
+
+#ifdef __cplusplus
+}
+#endif

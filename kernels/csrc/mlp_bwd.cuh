@@ -1,0 +1,101 @@
+// Fused MLP backward through the layers: one block = one tile of T points of one instance.
+// It carries dL/dz from the output back to the input in shared memory and writes every layer's
+// dL/dz (the weight gradients are then dz^T h products, done by the caller with cuBLAS, as
+// tiny-cuda-nn does) and dL/dx.
+#pragma once
+#include "mlp_tile.cuh"
+
+namespace inr {
+
+template <int W, int DINP>
+__host__ __device__ inline int bwd_smem_floats() {
+  return TileRows<W>::value * (W + 4) + W * (W > DINP ? W : DINP);
+}
+
+template <int W, int DINP>
+__global__ void __launch_bounds__(kThreads) mlp_backward_kernel(const InrMlpBwdArgs a) {
+  constexpr int T = TileRows<W>::value;
+  constexpr int ld = W + 4;
+  using HT = Tile<T, W>;
+  using IT = Tile<T, DINP>;
+  extern __shared__ float4 smem_f4[];
+  float* buf = reinterpret_cast<float*>(smem_f4);  // dL/dz of the current layer, [T][ld]
+  float* mat = buf + T * ld;
+
+  const int tid = threadIdx.x;
+  const int tiles = (a.N + T - 1) / T;
+  const int inst = blockIdx.x / tiles;
+  const int n0 = (blockIdx.x - inst * tiles) * T;
+  const int valid = min(T, a.N - n0);
+  const int64_t row0 = (int64_t)inst * a.N + n0;
+  const int64_t rows = (int64_t)a.B * a.N;
+  const int L = a.n_layers;
+
+  // Output layer: dz = dy * act'(y); zero in the padding so the products below stay finite.
+  const int kout = round_up4(a.d_out);
+  {
+    const float* dys = a.dy + row0 * a.d_out;
+    const float* ys = a.y + row0 * a.d_out;
+    float* dzs = a.dz[L - 1] + row0 * a.d_out;
+    for (int e = tid; e < T * kout; e += kThreads) {
+      const int p = e / kout, o = e - p * kout;
+      float g = 0.f;
+      if (p < valid && o < a.d_out) {
+        const int i = p * a.d_out + o;
+        g = dys[i] * output_grad(a.out_act, ys[i]);
+        dzs[i] = g;
+      }
+      buf[p * ld + o] = g;
+    }
+  }
+
+  // Hidden layers: dz_{l-1} = (dz_l W_l) * act'(z_{l-1}).
+  for (int l = L - 1; l >= 1; --l) {
+    const int K = l == L - 1 ? kout : W;
+    smem_copy(mat, a.w[l] + inst * a.w_stride[l], K * W);
+    __syncthreads();
+    const int o0 = (tid % HT::TX) * HT::TN, p0 = (tid / HT::TX) * HT::TM;
+    float acc[HT::TM][HT::TN];
+    tile_gemm<T, W>(buf, ld, K, mat, p0, o0, acc);
+    __syncthreads();  // every thread has read buf and mat before they are overwritten
+    const float w0 = l - 1 == 0 ? a.w0_first : a.w0_hidden;
+    const int64_t off = ((int64_t)(l - 1) * rows + row0) * W;
+    float* dzs = a.dz[l - 1] + row0 * W;
+#pragma unroll
+    for (int i = 0; i < HT::TM; ++i) {
+      const int p = p0 + i;
+      float g[HT::TN];
+      if (p < valid) {
+        float h[HT::TN], z[HT::TN];
+        load_vec<HT::TN>(h, a.save_h + off + (int64_t)p * W + o0);
+        if (a.save_z) load_vec<HT::TN>(z, a.save_z + off + (int64_t)p * W + o0);
+#pragma unroll
+        for (int j = 0; j < HT::TN; ++j) g[j] = acc[i][j] * hidden_grad(a.act, h[j], a.save_z ? z[j] : 0.f, w0);
+        store_vec<HT::TN>(dzs + (int64_t)p * W + o0, g);
+      } else {
+#pragma unroll
+        for (int j = 0; j < HT::TN; ++j) g[j] = 0.f;
+      }
+      store_vec<HT::TN>(buf + p * ld + o0, g);
+    }
+  }
+
+  // Input: dx = dz_0 W_0, with W_0 padded to DINP columns.
+  if (a.dx) {
+    smem_copy(mat, a.w[0] + inst * a.w_stride[0], W * DINP);
+    __syncthreads();
+    const int o0 = (tid % IT::TX) * IT::TN, p0 = (tid / IT::TX) * IT::TM;
+    float acc[IT::TM][IT::TN];
+    tile_gemm<T, DINP>(buf, ld, W, mat, p0, o0, acc);
+    float* dxs = a.dx + row0 * a.d_in;
+#pragma unroll
+    for (int i = 0; i < IT::TM; ++i)
+#pragma unroll
+      for (int j = 0; j < IT::TN; ++j) {
+        const int p = p0 + i, k = o0 + j;
+        if (p < valid && k < a.d_in) dxs[p * a.d_in + k] = acc[i][j];
+      }
+  }
+}
+
+}  // namespace inr
