@@ -1,0 +1,235 @@
+"""The "cuda" backend of the field MLP: fused kernels from `kernels/`, same contract as
+`inr.nn.mlp.mlp_forward`.
+
+`supports(x, params, spec)` says whether the fused path can run these inputs; `fused_mlp` runs
+it (and raises ValueError when it cannot). Forward is one kernel launch. Backward is one kernel
+that carries dL/dz back through every layer (and gives dL/dx), then one cuBLAS product per layer
+for the weight gradients (dz^T h, per instance or summed over all points for shared weights),
+the split tiny-cuda-nn uses.
+
+Double backward is not implemented: a backward pass with create_graph=True (for example an
+eikonal loss on dy/dx) raises RuntimeError; use the "torch" backend for those losses.
+
+>>> import torch
+>>> from inr.nn import MLPSpec, init_mlp_params
+>>> spec = MLPSpec(2, (64, 64), 3)
+>>> supports(torch.zeros(5, 2), init_mlp_params(spec), spec)  # CPU tensors: not for this backend
+False
+"""
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+from inr.nn.mlp import MLPSpec, Params
+
+WIDTHS = (16, 32, 64, 128)
+MAX_D_IN = 64
+MAX_D_OUT = 16
+OUT_PAD = 16
+MAX_LAYERS = 16
+_ACT = {"none": 0, "relu": 1, "sine": 2, "sigmoid": 3, "exp": 4}
+HIDDEN_ACTIVATIONS = ("relu", "sine", "none")
+OUTPUT_ACTIVATIONS = ("none", "sigmoid", "exp", "relu")
+
+
+def _ext():
+    from kernels import load
+
+    return load()
+
+
+def supports(x: torch.Tensor, params: Params, spec: MLPSpec, build: bool = True) -> bool:
+    """Whether `fused_mlp` can evaluate these inputs: CUDA float32 tensors, 1 to 15 hidden layers
+    of one width in {16, 32, 64, 128}, d_in <= 64, d_out <= 16, supported activations, parameter
+    shapes that agree, and (with `build`) a working kernel build."""
+    if _layout(x, params, spec) is None:
+        return False
+    return not build or _ext() is not None
+
+
+def _layout(x, params, spec) -> tuple[int, bool] | None:
+    """(B, batched): the instances the kernels run and whether any parameter has an instance
+    dimension (when none has, every point is one instance: B = 1). None if unsupported."""
+    h = spec.hidden
+    if not (1 <= len(h) < MAX_LAYERS and h[0] in WIDTHS and all(w == h[0] for w in h)):
+        return None
+    if spec.d_in > MAX_D_IN or spec.d_out > MAX_D_OUT:
+        return None
+    if spec.activation not in HIDDEN_ACTIVATIONS or spec.output_activation not in OUTPUT_ACTIVATIONS:
+        return None
+    if not (isinstance(x, torch.Tensor) and x.is_cuda and x.dtype == torch.float32 and x.dim() in (2, 3)
+            and x.shape[-1] == spec.d_in and x.numel() > 0):
+        return None
+    batches = set()
+    for name, shape in spec.param_shapes().items():
+        p = params.get(name)
+        if p is None:
+            return None
+        if not (p.is_cuda and p.device == x.device and p.dtype == torch.float32):
+            return None
+        if tuple(p.shape) == shape:
+            continue
+        if p.dim() == len(shape) + 1 and tuple(p.shape[1:]) == shape and p.shape[0] > 0:
+            batches.add(int(p.shape[0]))
+        else:
+            return None
+    if len(batches) > 1:
+        return None
+    if not batches:
+        return 1, False
+    b = batches.pop()
+    if x.dim() == 3 and x.shape[0] != b:
+        return None
+    return b, True
+
+
+def fused_mlp(x: torch.Tensor, params: Params, spec: MLPSpec) -> torch.Tensor:
+    """`mlp_forward(x, params, spec)` on the fused CUDA kernels (see `supports`)."""
+    layout = _layout(x, params, spec)
+    ext = _ext() if layout is not None else None
+    if ext is None:
+        raise ValueError("fused_mlp cannot run these inputs (check inr.backends.cuda.supports)")
+    tensors = []
+    for i in range(spec.n_layers):
+        tensors.append(params[f"layers.{i}.weight"])
+        tensors.append(params[f"layers.{i}.bias"] if spec.bias else None)
+    needs_grad = torch.is_grad_enabled() and (x.requires_grad or any(t is not None and t.requires_grad
+                                                                      for t in tensors))
+    if not needs_grad:
+        return _forward(ext, x, layout, spec, tensors, train=False)[0]
+    return _FusedMLP.apply(x, spec, layout, *tensors)
+
+
+class _FusedMLP(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, x, spec, layout, *tensors):
+        y, x_c, save_h, save_z, dims = _forward(_ext(), x, layout, spec, tensors, train=True)
+        ctx.spec, ctx.dims, ctx.x_shape = spec, dims, x.shape
+        ctx.save_for_backward(x_c, y, save_h, save_z, *tensors)
+        return y
+
+    @staticmethod
+    def backward(ctx, dy):
+        if torch.is_grad_enabled():
+            raise RuntimeError("inr cuda backend: fused_mlp has no double backward (create_graph=True); "
+                               "use the 'torch' backend for losses on gradients such as an eikonal term")
+        spec, (B, N, x_stride) = ctx.spec, ctx.dims
+        x_c, y, save_h, save_z, *tensors = ctx.saved_tensors
+        weights, biases = tensors[0::2], tensors[1::2]
+        W, L, rows = spec.hidden[0], spec.n_layers, B * N
+        dev = y.device
+
+        dz = [_alloc(rows, W, device=dev) for _ in range(L - 1)] + [_alloc(rows, spec.d_out, device=dev)]
+        need_dx = ctx.needs_input_grad[0]
+        dx = _alloc(rows, spec.d_in, device=dev) if need_dx else _none(dev)
+        ext = _ext()
+        ext.mlp_backward(dy.reshape(rows, spec.d_out).contiguous(), y.reshape(rows, spec.d_out), save_h, save_z,
+                         _bwd_mats(ext, weights, spec), dz, dx, B, N, spec.d_in, spec.d_out, W,
+                         _ACT[spec.activation], _ACT[spec.output_activation], spec.w0_first, spec.w0_hidden)
+
+        grads = []
+        broadcast_x = x_stride == 0 and B > 1  # one point set shared by every instance
+        for i in range(L):
+            h_in = x_c.reshape(-1, spec.d_in) if i == 0 else save_h[i - 1]
+            grads.append(_weight_grad(dz[i], h_in, weights[i], B, N, broadcast_x and i == 0)
+                         if ctx.needs_input_grad[3 + 2 * i] else None)
+            grads.append(_bias_grad(dz[i], biases[i], B, N) if ctx.needs_input_grad[4 + 2 * i] else None)
+        if need_dx:
+            dx = dx.view(B, N, spec.d_in)
+            dx = (dx.sum(0) if broadcast_x else dx).reshape(ctx.x_shape)
+        else:
+            dx = None
+        return (dx, None, None, *grads)
+
+
+def _alloc(*shape, device) -> torch.Tensor:
+    """Every buffer a kernel writes comes from here (tests swap in NaN-filled ones)."""
+    return torch.empty(*shape, device=device)
+
+
+def _none(device) -> torch.Tensor:
+    """An empty tensor: the binding's "absent" (null pointer)."""
+    return torch.empty(0, device=device)
+
+
+def _aligned(t: torch.Tensor) -> torch.Tensor:
+    """Contiguous and 16-byte aligned (the kernels load weights as float4)."""
+    t = t.contiguous()
+    return t if t.data_ptr() % 16 == 0 else t.clone()
+
+
+def _forward(ext, x, layout, spec, tensors, train):
+    """Run the forward kernel. Returns (y, x as the kernel read it, save_h, save_z, (B, N, x_stride))."""
+    W, L = spec.hidden[0], spec.n_layers
+    B, batched = layout
+    x_c = x.contiguous()
+    if not batched:  # everything shared: all points form one instance
+        N = x_c.numel() // spec.d_in
+        x_stride = 0
+        out_shape = (*x.shape[:-1], spec.d_out)
+    else:
+        N = x_c.shape[-2]
+        x_stride = N * spec.d_in if x_c.dim() == 3 else 0
+        out_shape = (B, N, spec.d_out)
+    rows, dev = B * N, x.device
+    y = _alloc(*out_shape, device=dev)
+    save_h = _alloc(L - 1, rows, W, device=dev) if train else _none(dev)
+    save_z = _alloc(L - 1, rows, W, device=dev) if train and spec.activation == "sine" else _none(dev)
+    mats, biases = _fwd_mats(tensors[0::2], tensors[1::2], spec)
+    ext.mlp_forward(x_c, x_stride, mats, biases, y, save_h, save_z, B, N, spec.d_in, spec.d_out, W,
+                    _ACT[spec.activation], _ACT[spec.output_activation], spec.w0_first, spec.w0_hidden)
+    return y, x_c, save_h, save_z, (B, N, x_stride)
+
+
+def _fwd_mats(weights, biases, spec):
+    """Forward layout (kernels/csrc/mlp.h): W^T per layer, layer 0 rows padded to a multiple
+    of 4, the last layer's columns padded to 16; the last bias padded to 16."""
+    L, kin = spec.n_layers, _round4(spec.d_in)
+    mats, bs = [], []
+    for i, (w, b) in enumerate(zip(weights, biases)):
+        wt = w.transpose(-1, -2)
+        if i == 0:
+            wt = F.pad(wt, (0, 0, 0, kin - spec.d_in))
+        if i == L - 1:
+            wt = F.pad(wt, (0, OUT_PAD - spec.d_out))
+            b = F.pad(b, (0, OUT_PAD - spec.d_out)) if b is not None else None
+        mats.append(_aligned(wt))
+        bs.append(b.contiguous() if b is not None and b.numel() else _none(w.device))
+    return mats, bs
+
+
+def _bwd_mats(ext, weights, spec):
+    """Backward layout: torch's [out, in] per layer, layer 0 columns padded to ext.din_pad(d_in),
+    the last layer's rows padded to a multiple of 4."""
+    L = spec.n_layers
+    mats = []
+    for i, w in enumerate(weights):
+        if i == 0:
+            w = F.pad(w, (0, ext.din_pad(spec.d_in) - spec.d_in))
+        elif i == L - 1:
+            w = F.pad(w, (0, 0, 0, _round4(spec.d_out) - spec.d_out))
+        mats.append(_aligned(w))
+    return mats
+
+
+def _weight_grad(dz, h_in, w, B, N, broadcast_x):
+    """dL/dW = dz^T h_in: per instance for [B, out, in] weights, over every point when shared."""
+    out = dz.shape[-1]
+    if broadcast_x:  # h_in is [N, in], the same points for every instance
+        if w.dim() == 3:
+            return torch.matmul(dz.view(B, N, out).transpose(1, 2), h_in)
+        return dz.view(B, N, out).sum(0).t() @ h_in
+    if w.dim() == 3:
+        return torch.bmm(dz.view(B, N, out).transpose(1, 2), h_in.view(B, N, -1))
+    return dz.t() @ h_in
+
+
+def _bias_grad(dz, b, B, N):
+    if b.dim() == 2:
+        return dz.view(B, N, -1).sum(1)
+    return dz.sum(0)
+
+
+def _round4(v: int) -> int:
+    return (v + 3) // 4 * 4
