@@ -3,9 +3,9 @@
 
 `supports(x, params, spec)` says whether the fused path can run these inputs; `fused_mlp` runs
 it (and raises ValueError when it cannot). Forward is one kernel launch. Backward is one kernel
-that carries dL/dz back through every layer (and gives dL/dx), then one cuBLAS product per layer
-for the weight gradients (dz^T h, per instance or summed over all points for shared weights),
-the split tiny-cuda-nn uses.
+that carries dL/dz back through every layer (giving dL/dx and the bias gradients), then one
+cuBLAS product per layer for the weight gradients (dz^T h, per instance or summed over all points
+for shared weights), the split tiny-cuda-nn uses.
 
 Double backward is not implemented: a backward pass with create_graph=True (for example an
 eikonal loss on dy/dx) raises RuntimeError; use the "torch" backend for those losses.
@@ -26,7 +26,6 @@ from inr.nn.mlp import MLPSpec, Params
 WIDTHS = (16, 32, 64, 128)
 MAX_D_IN = 64
 MAX_D_OUT = 16
-OUT_PAD = 16
 MAX_LAYERS = 16
 _ACT = {"none": 0, "relu": 1, "sine": 2, "sigmoid": 3, "exp": 4}
 HIDDEN_ACTIVATIONS = ("relu", "sine", "none")
@@ -123,9 +122,12 @@ class _FusedMLP(torch.autograd.Function):
         dz = [_alloc(rows, W, device=dev) for _ in range(L - 1)] + [_alloc(rows, spec.d_out, device=dev)]
         need_dx = ctx.needs_input_grad[0]
         dx = _alloc(rows, spec.d_in, device=dev) if need_dx else _none(dev)
+        # The kernel accumulates bias gradients (atomics), so these start at zero.
+        db = [torch.zeros(b.shape, device=dev) if ctx.needs_input_grad[4 + 2 * i] else _none(dev)
+              for i, b in enumerate(biases)]
         ext = _ext()
         ext.mlp_backward(dy.reshape(rows, spec.d_out).contiguous(), y.reshape(rows, spec.d_out), save_h, save_z,
-                         _bwd_mats(ext, weights, spec), dz, dx, B, N, spec.d_in, spec.d_out, W,
+                         _bwd_mats(ext, weights, spec), dz, dx, db, B, N, spec.d_in, spec.d_out, W,
                          _ACT[spec.activation], _ACT[spec.output_activation], spec.w0_first, spec.w0_hidden)
 
         grads = []
@@ -134,7 +136,7 @@ class _FusedMLP(torch.autograd.Function):
             h_in = x_c.reshape(-1, spec.d_in) if i == 0 else save_h[i - 1]
             grads.append(_weight_grad(dz[i], h_in, weights[i], B, N, broadcast_x and i == 0)
                          if ctx.needs_input_grad[3 + 2 * i] else None)
-            grads.append(_bias_grad(dz[i], biases[i], B, N) if ctx.needs_input_grad[4 + 2 * i] else None)
+            grads.append(db[i] if ctx.needs_input_grad[4 + 2 * i] else None)
         if need_dx:
             dx = dx.view(B, N, spec.d_in)
             dx = (dx.sum(0) if broadcast_x else dx).reshape(ctx.x_shape)
@@ -176,24 +178,24 @@ def _forward(ext, x, layout, spec, tensors, train):
     y = _alloc(*out_shape, device=dev)
     save_h = _alloc(L - 1, rows, W, device=dev) if train else _none(dev)
     save_z = _alloc(L - 1, rows, W, device=dev) if train and spec.activation == "sine" else _none(dev)
-    mats, biases = _fwd_mats(tensors[0::2], tensors[1::2], spec)
+    mats, biases = _fwd_mats(ext, tensors[0::2], tensors[1::2], spec)
     ext.mlp_forward(x_c, x_stride, mats, biases, y, save_h, save_z, B, N, spec.d_in, spec.d_out, W,
                     _ACT[spec.activation], _ACT[spec.output_activation], spec.w0_first, spec.w0_hidden)
     return y, x_c, save_h, save_z, (B, N, x_stride)
 
 
-def _fwd_mats(weights, biases, spec):
+def _fwd_mats(ext, weights, biases, spec):
     """Forward layout (kernels/csrc/mlp.h): W^T per layer, layer 0 rows padded to a multiple
-    of 4, the last layer's columns padded to 16; the last bias padded to 16."""
-    L, kin = spec.n_layers, _round4(spec.d_in)
+    of 4, the last layer's columns (and bias) padded to ext.dout_pad(d_out)."""
+    L, kin, pad = spec.n_layers, _round4(spec.d_in), ext.dout_pad(spec.d_out) - spec.d_out
     mats, bs = [], []
     for i, (w, b) in enumerate(zip(weights, biases)):
         wt = w.transpose(-1, -2)
         if i == 0:
             wt = F.pad(wt, (0, 0, 0, kin - spec.d_in))
         if i == L - 1:
-            wt = F.pad(wt, (0, OUT_PAD - spec.d_out))
-            b = F.pad(b, (0, OUT_PAD - spec.d_out)) if b is not None else None
+            wt = F.pad(wt, (0, pad))
+            b = F.pad(b, (0, pad)) if b is not None else None
         mats.append(_aligned(wt))
         bs.append(b.contiguous() if b is not None and b.numel() else _none(w.device))
     return mats, bs
@@ -223,12 +225,6 @@ def _weight_grad(dz, h_in, w, B, N, broadcast_x):
     if w.dim() == 3:
         return torch.bmm(dz.view(B, N, out).transpose(1, 2), h_in.view(B, N, -1))
     return dz.t() @ h_in
-
-
-def _bias_grad(dz, b, B, N):
-    if b.dim() == 2:
-        return dz.view(B, N, -1).sum(1)
-    return dz.sum(0)
 
 
 def _round4(v: int) -> int:

@@ -54,9 +54,9 @@ void mlp_forward(const at::Tensor& x, int64_t x_stride, const std::vector<at::Te
 
 void mlp_backward(const at::Tensor& dy, const at::Tensor& y, const at::Tensor& save_h, const at::Tensor& save_z,
                   const std::vector<at::Tensor>& w, const std::vector<at::Tensor>& dz, const at::Tensor& dx,
-                  int64_t B, int64_t N, int64_t d_in, int64_t d_out, int64_t width, int64_t act, int64_t out_act,
+                  const std::vector<at::Tensor>& db, int64_t B, int64_t N, int64_t d_in, int64_t d_out, int64_t width, int64_t act, int64_t out_act,
                   double w0_first, double w0_hidden) {
-  TORCH_CHECK(w.size() == dz.size() && w.size() >= 2 && w.size() <= INR_MLP_MAX_LAYERS, "inr mlp: bad layer count");
+  TORCH_CHECK(w.size() == dz.size() && w.size() == db.size() && w.size() >= 2 && w.size() <= INR_MLP_MAX_LAYERS, "inr mlp: bad layer count");
   check(dy, "dy", false);
   check(y, "y", false);
   check(save_h, "save_h", true);
@@ -72,6 +72,8 @@ void mlp_backward(const at::Tensor& dy, const at::Tensor& y, const at::Tensor& s
     check(dz[l], "dz", true);
     a.w[l] = cptr(w[l]); a.w_stride[l] = instance_stride(w[l], 2);
     a.dz[l] = mptr(dz[l]);
+    check(db[l], "bias grad", false);
+    a.db[l] = mptr(db[l]); a.db_stride[l] = instance_stride(db[l], 1);
   }
   a.dx = mptr(dx);
   const c10::cuda::CUDAGuard guard(dy.device());
@@ -85,4 +87,5 @@ PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
   m.def("mlp_forward", &mlp_forward, "fused MLP forward (see kernels/csrc/mlp.h)");
   m.def("mlp_backward", &mlp_backward, "fused MLP backward through the layers (see kernels/csrc/mlp.h)");
   m.def("din_pad", &inr_mlp_din_pad, "column padding of the layer-0 matrix the backward expects");
+  m.def("dout_pad", &inr_mlp_dout_pad, "column padding of the last layer's matrix the forward expects");
 }

@@ -13,7 +13,7 @@
 #include <stdint.h>
 
 #define INR_MLP_MAX_LAYERS 16
-#define INR_MLP_OUT_PAD 16   /* d_out is padded to this inside the kernels */
+#define INR_MLP_MAX_D_OUT 16
 
 enum {
   INR_ACT_NONE = 0,
@@ -30,10 +30,10 @@ typedef struct {
   const float* x;
   int64_t x_stride;
   // Layer l as [K_l, nout_l] = W_l^T: layer 0 [round4(d_in), width] (zero rows past d_in),
-  // hidden [width, width], last [width, 16] (zero columns past d_out).
+  // hidden [width, width], last [width, inr_mlp_dout_pad(d_out)] (zero columns past d_out).
   const float* w[INR_MLP_MAX_LAYERS];
   int64_t w_stride[INR_MLP_MAX_LAYERS];
-  // Biases [nout_l] (last padded to 16), or null.
+  // Biases [nout_l] (the last padded like its matrix), or null.
   const float* b[INR_MLP_MAX_LAYERS];
   int64_t b_stride[INR_MLP_MAX_LAYERS];
   float* y;
@@ -57,6 +57,10 @@ typedef struct {
   // gradients, and dL/dx [rows, d_in] (null when x needs no gradient).
   float* dz[INR_MLP_MAX_LAYERS];
   float* dx;
+  // Bias gradients [out_l] per instance (db_stride = out_l) or shared (0), ACCUMULATED into:
+  // the caller zeroes them. Null for a layer whose bias needs no gradient.
+  float* db[INR_MLP_MAX_LAYERS];
+  int64_t db_stride[INR_MLP_MAX_LAYERS];
 } InrMlpBwdArgs;
 
 #ifdef __cplusplus
@@ -69,6 +73,8 @@ cudaError_t inr_mlp_backward(const InrMlpBwdArgs* args, cudaStream_t stream);
 
 // Column padding of the layer-0 matrix the backward expects: 4, 16, 32 or 64.
 int inr_mlp_din_pad(int d_in);
+// Column padding of the last layer's matrix the forward expects: 4 or 16.
+int inr_mlp_dout_pad(int d_out);
 
 #ifdef __cplusplus
 }

@@ -34,7 +34,7 @@ static cudaError_t launch_backward_w(const InrMlpBwdArgs& a, cudaStream_t stream
 }  // namespace inr
 
 extern "C" cudaError_t inr_mlp_backward(const InrMlpBwdArgs* a, cudaStream_t stream) {
-  if (!a || a->B < 1 || a->N < 1 || a->d_in < 1 || a->d_in > 64 || a->d_out < 1 || a->d_out > INR_MLP_OUT_PAD ||
+  if (!a || a->B < 1 || a->N < 1 || a->d_in < 1 || a->d_in > 64 || a->d_out < 1 || a->d_out > INR_MLP_MAX_D_OUT ||
       a->n_layers < 2 || a->n_layers > INR_MLP_MAX_LAYERS || !a->dy || !a->y || !a->save_h ||
       (a->act == INR_ACT_SINE && !a->save_z))
     return cudaErrorInvalidValue;

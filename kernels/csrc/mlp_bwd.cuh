@@ -1,19 +1,30 @@
 // Fused MLP backward through the layers: one block = one tile of T points of one instance.
 // It carries dL/dz from the output back to the input in shared memory and writes every layer's
 // dL/dz (the weight gradients are then dz^T h products, done by the caller with cuBLAS, as
-// tiny-cuda-nn does) and dL/dx.
+// tiny-cuda-nn does) and dL/dx. Bias gradients (column sums of dz) are reduced here: per block
+// in shared memory, then one global atomic per column.
 #pragma once
 #include "mlp_tile.cuh"
 
 namespace inr {
 
+// Shared memory of the backward (floats): dz tile [T][W + 4], one layer's matrix, bias sums [W].
 template <int W, int DINP>
 __host__ __device__ inline int bwd_smem_floats() {
-  return TileRows<W>::value * (W + 4) + W * (W > DINP ? W : DINP);
+  return TileRows<W>::value * (W + 4) + W * (W > DINP ? W : DINP) + W;
+}
+
+// Moves the block's bias-gradient sums of one layer to global memory and re-zeroes them.
+// Call after the barrier that follows column_sums.
+__device__ __forceinline__ void flush_bias_grad(float* sdb, float* db, int cols) {
+  if ((int)threadIdx.x < cols) {
+    if (db) atomicAdd(db + threadIdx.x, sdb[threadIdx.x]);
+    sdb[threadIdx.x] = 0.f;
+  }
 }
 
 template <int W, int DINP>
-__global__ void __launch_bounds__(kThreads) mlp_backward_kernel(const InrMlpBwdArgs a) {
+__global__ void __launch_bounds__(kThreads, BwdMinBlocks<W>::value) mlp_backward_kernel(const InrMlpBwdArgs a) {
   constexpr int T = TileRows<W>::value;
   constexpr int ld = W + 4;
   using HT = Tile<T, W>;
@@ -21,6 +32,7 @@ __global__ void __launch_bounds__(kThreads) mlp_backward_kernel(const InrMlpBwdA
   extern __shared__ float4 smem_f4[];
   float* buf = reinterpret_cast<float*>(smem_f4);  // dL/dz of the current layer, [T][ld]
   float* mat = buf + T * ld;
+  float* sdb = mat + W * (W > DINP ? W : DINP);  // this block's bias-gradient sums of one layer
 
   const int tid = threadIdx.x;
   const int tiles = (a.N + T - 1) / T;
@@ -33,6 +45,7 @@ __global__ void __launch_bounds__(kThreads) mlp_backward_kernel(const InrMlpBwdA
 
   // Output layer: dz = dy * act'(y); zero in the padding so the products below stay finite.
   const int kout = round_up4(a.d_out);
+  if (tid < W) sdb[tid] = 0.f;
   {
     const float* dys = a.dy + row0 * a.d_out;
     const float* ys = a.y + row0 * a.d_out;
@@ -52,12 +65,15 @@ __global__ void __launch_bounds__(kThreads) mlp_backward_kernel(const InrMlpBwdA
   // Hidden layers: dz_{l-1} = (dz_l W_l) * act'(z_{l-1}).
   for (int l = L - 1; l >= 1; --l) {
     const int K = l == L - 1 ? kout : W;
+    const int cols = l == L - 1 ? a.d_out : W;
     smem_copy(mat, a.w[l] + inst * a.w_stride[l], K * W);
     __syncthreads();
+    if (a.db[l]) column_sums(buf, ld, valid, cols, sdb);
     const int o0 = (tid % HT::TX) * HT::TN, p0 = (tid / HT::TX) * HT::TM;
     float acc[HT::TM][HT::TN];
     tile_gemm<T, W>(buf, ld, K, mat, p0, o0, acc);
-    __syncthreads();  // every thread has read buf and mat before they are overwritten
+    __syncthreads();  // every thread has read buf and mat, and added to sdb
+    flush_bias_grad(sdb, a.db[l] ? a.db[l] + inst * a.db_stride[l] : nullptr, cols);
     const float w0 = l - 1 == 0 ? a.w0_first : a.w0_hidden;
     const int64_t off = ((int64_t)(l - 1) * rows + row0) * W;
     float* dzs = a.dz[l - 1] + row0 * W;
@@ -80,10 +96,11 @@ __global__ void __launch_bounds__(kThreads) mlp_backward_kernel(const InrMlpBwdA
     }
   }
 
-  // Input: dx = dz_0 W_0, with W_0 padded to DINP columns.
+  // Input: dx = dz_0 W_0, with W_0 padded to DINP columns; and the first layer's bias sums.
+  if (a.dx) smem_copy(mat, a.w[0] + inst * a.w_stride[0], W * DINP);
+  __syncthreads();
+  if (a.db[0]) column_sums(buf, ld, valid, W, sdb);
   if (a.dx) {
-    smem_copy(mat, a.w[0] + inst * a.w_stride[0], W * DINP);
-    __syncthreads();
     const int o0 = (tid % IT::TX) * IT::TN, p0 = (tid / IT::TX) * IT::TM;
     float acc[IT::TM][IT::TN];
     tile_gemm<T, DINP>(buf, ld, W, mat, p0, o0, acc);
@@ -96,6 +113,8 @@ __global__ void __launch_bounds__(kThreads) mlp_backward_kernel(const InrMlpBwdA
         if (p < valid && k < a.d_in) dxs[p * a.d_in + k] = acc[i][j];
       }
   }
+  __syncthreads();
+  flush_bias_grad(sdb, a.db[0] ? a.db[0] + inst * a.db_stride[0] : nullptr, W);
 }
 
 }  // namespace inr

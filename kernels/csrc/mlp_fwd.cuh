@@ -13,11 +13,12 @@ __host__ __device__ inline int fwd_smem_floats(int d_in) {
   return TileRows<W>::value * fwd_ld(W, d_in) + fwd_mat_floats(W, d_in) + W;
 }
 
-template <int W>
-__global__ void __launch_bounds__(kThreads) mlp_forward_kernel(const InrMlpFwdArgs a) {
+// OUTP: the output layer's padded width (d_out <= OUTP).
+template <int W, int OUTP>
+__global__ void __launch_bounds__(kThreads, FwdMinBlocks<W>::value) mlp_forward_kernel(const InrMlpFwdArgs a) {
   constexpr int T = TileRows<W>::value;
   using HT = Tile<T, W>;
-  using OT = Tile<T, INR_MLP_OUT_PAD>;
+  using OT = Tile<T, OUTP>;
   extern __shared__ float4 smem_f4[];
   const int kin = round_up4(a.d_in);
   const int ld = fwd_ld(W, a.d_in);
@@ -43,7 +44,7 @@ __global__ void __launch_bounds__(kThreads) mlp_forward_kernel(const InrMlpFwdAr
   for (int l = 0; l < a.n_layers; ++l) {
     const bool last = l == a.n_layers - 1;
     const int K = l == 0 ? kin : W;
-    const int nout = last ? INR_MLP_OUT_PAD : W;
+    const int nout = last ? OUTP : W;
     smem_copy(mat, a.w[l] + inst * a.w_stride[l], K * nout);
     for (int e = tid; e < nout; e += kThreads) bias[e] = a.b[l] ? a.b[l][inst * a.b_stride[l] + e] : 0.f;
     __syncthreads();
@@ -75,7 +76,7 @@ __global__ void __launch_bounds__(kThreads) mlp_forward_kernel(const InrMlpFwdAr
     } else {
       const int o0 = (tid % OT::TX) * OT::TN, p0 = (tid / OT::TX) * OT::TM;
       float acc[OT::TM][OT::TN];
-      tile_gemm<T, INR_MLP_OUT_PAD>(buf, ld, K, mat, p0, o0, acc);
+      tile_gemm<T, OUTP>(buf, ld, K, mat, p0, o0, acc);
       float* ys = a.y + row0 * a.d_out;
 #pragma unroll
       for (int i = 0; i < OT::TM; ++i)

@@ -17,6 +17,17 @@ struct TileRows {
   static constexpr int value = W >= 128 ? 64 : 128;
 };
 
+// Blocks per SM the register budget is sized for (__launch_bounds__): as many as shared memory
+// allows without spilling (checked with -Xptxas -v).
+template <int W>
+struct FwdMinBlocks {
+  static constexpr int value = W >= 128 ? 2 : W >= 64 ? 3 : 4;
+};
+template <int W>
+struct BwdMinBlocks {
+  static constexpr int value = W >= 128 ? 2 : W == 32 ? 4 : 3;
+};
+
 // How a [T points x NOUT outputs] product is split over kThreads threads: each thread owns
 // TM consecutive points x TN consecutive outputs, so both operands load as vectors.
 template <int T, int NOUT>
@@ -129,6 +140,16 @@ __device__ __forceinline__ float output_grad(int act, float y) {
     case INR_ACT_EXP: return y;
     default: return 1.f;
   }
+}
+
+// Adds the column sums of rows [0, valid) of the point-major tile buf[:, :cols] to sdb (shared).
+// Call between barriers: buf must be complete, and sdb is read only after the next barrier.
+__device__ __forceinline__ void column_sums(const float* buf, int ld, int valid, int cols, float* sdb) {
+  const int c = threadIdx.x % cols, g = threadIdx.x / cols, groups = kThreads / cols;
+  if (g >= groups) return;
+  float s = 0.f;
+  for (int p = g; p < valid; p += groups) s += buf[p * ld + c];
+  atomicAdd(&sdb[c], s);
 }
 
 }  // namespace inr
