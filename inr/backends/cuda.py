@@ -224,7 +224,23 @@ def _weight_grad(dz, h_in, w, B, N, broadcast_x):
         return dz.view(B, N, out).sum(0).t() @ h_in
     if w.dim() == 3:
         return torch.bmm(dz.view(B, N, out).transpose(1, 2), h_in.view(B, N, -1))
-    return dz.t() @ h_in
+    return _sum_outer(dz, h_in)
+
+
+_CHUNK = 512  # rows per product in _sum_outer
+
+
+def _sum_outer(dz, h):
+    """dz^T h over very many rows. For small layers cuBLAS's one split-K product is slow at this
+    shape; a batch of 512-row products, summed, was 1.5-3x faster on an H100 (at 64x64 and up,
+    the plain product was as fast or faster)."""
+    rows, o, i = dz.shape[0], dz.shape[1], h.shape[1]
+    if o * i >= 64 * 64 or rows < 2 * _CHUNK:
+        return dz.t() @ h
+    c = rows // _CHUNK
+    m = c * _CHUNK
+    g = torch.bmm(dz[:m].view(c, _CHUNK, o).transpose(1, 2), h[:m].view(c, _CHUNK, i)).sum(0)
+    return g + dz[m:].t() @ h[m:] if m < rows else g
 
 
 def _round4(v: int) -> int:

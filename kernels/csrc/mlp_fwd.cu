@@ -1,7 +1,12 @@
 // Launcher of the fused MLP forward: validates the shape, picks the width instantiation.
 #include "mlp_fwd.cuh"
 
-extern "C" int inr_mlp_dout_pad(int d_out) { return d_out <= 4 ? 4 : 16; }
+// Padded width of a small output layer (d_out <= this); a build flag to compare tile shapes.
+#ifndef INR_MLP_SMALL_OUT_PAD
+#define INR_MLP_SMALL_OUT_PAD 4
+#endif
+
+extern "C" int inr_mlp_dout_pad(int d_out) { return d_out <= INR_MLP_SMALL_OUT_PAD ? INR_MLP_SMALL_OUT_PAD : 16; }
 
 namespace inr {
 
@@ -22,7 +27,8 @@ static cudaError_t launch_forward(const InrMlpFwdArgs& a, cudaStream_t stream) {
 
 template <int W>
 static cudaError_t launch_forward_w(const InrMlpFwdArgs& a, cudaStream_t stream) {
-  return inr_mlp_dout_pad(a.d_out) == 4 ? launch_forward<W, 4>(a, stream) : launch_forward<W, 16>(a, stream);
+  return inr_mlp_dout_pad(a.d_out) == 16 ? launch_forward<W, 16>(a, stream)
+                                          : launch_forward<W, INR_MLP_SMALL_OUT_PAD>(a, stream);
 }
 
 }  // namespace inr
