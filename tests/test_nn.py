@@ -70,8 +70,8 @@ def test_siren_init_statistics():
         w = p[f"layers.{i}.weight"]
         bound = math.sqrt(6 / 256) / 30
         assert w.abs().max() <= bound and w.abs().max() > 0.98 * bound
-        # uniform on [-a, a] has std a / sqrt(3)
-        assert abs(w.std().item() - bound / math.sqrt(3)) < 0.02 * bound
+        # uniform on [-a, a] has std a / sqrt(3) (the 1x256 output layer is too small to check)
+        assert i == 3 or abs(w.std().item() - bound / math.sqrt(3)) < 0.02 * bound
     # SIREN's key property: with this init, hidden pre-activations are ~N(0, 1) for uniform inputs
     x = torch.rand(20000, 2) * 2 - 1
     h = torch.sin(30 * (x @ p["layers.0.weight"].T + p["layers.0.bias"]))

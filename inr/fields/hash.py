@@ -15,13 +15,15 @@ from .base import Field, Params
 class HashFieldConfig:
     """instant-ngp's image setting: L=16, F=2, T=2^19, base 16, two hidden layers of 64.
 
+    Without `per_level_scale` or `finest_resolution` the scale is 2 (HashGridConfig's default);
+    `inr fit image` instead sets the finest level to the image's resolution.
+
     `grid` holds HashGridConfig fields or a tiny-cuda-nn encoding dict ({"otype": "HashGrid", ...}).
     Coordinates in [-1, 1]^d are mapped to the grid's [0, 1]^d.
     """
 
     grid: dict = field(default_factory=lambda: {"n_levels": 16, "n_features_per_level": 2,
-                                                 "log2_hashmap_size": 19, "base_resolution": 16,
-                                                 "per_level_scale": 2.0})
+                                                 "log2_hashmap_size": 19, "base_resolution": 16})
     hidden: tuple[int, ...] = (64, 64)
     output_activation: str = "none"
 

@@ -47,7 +47,7 @@ class ImageFitConfig:
         options = dataclasses.asdict(getattr(self, self.field))
         if self.field == "hash":
             grid = dict(options["grid"])
-            if "otype" not in grid and "finest_resolution" not in grid:
+            if not {"otype", "finest_resolution", "per_level_scale"} & set(grid):
                 grid["finest_resolution"] = max(height, width)
             options["grid"] = grid
         return options
