@@ -1,7 +1,10 @@
 """Dispatch of the hot ops to a backend.
 
-"torch" is the reference and runs anywhere. Faster backends ("cuda", "tcnn", CPU kernels) register
-here as they land; `auto` picks the fastest one that works for the inputs at hand.
+- "torch": the reference (`inr.nn.mlp_forward`); runs anywhere, differentiable to any order.
+- "cuda": the fused kernels in `kernels/` (built on first use); inputs they do not support
+  (CPU tensors, other widths or dtypes) run on "torch". Double backward is not supported there.
+- "auto": "cuda" where it supports the inputs and x needs no gradient of its own (so an eikonal
+  loss, which differentiates twice, stays on "torch"); "torch" otherwise.
 """
 from __future__ import annotations
 
@@ -9,12 +12,12 @@ import torch
 
 from inr.nn.mlp import MLPSpec, Params, mlp_forward
 
-BACKENDS = ("auto", "torch")
+BACKENDS = ("auto", "torch", "cuda")
 _current = "auto"
 
 
 def set_backend(name: str) -> None:
-    """Select the backend for the hot ops (`auto` or `torch` today)."""
+    """Select the backend for the hot ops: one of BACKENDS."""
     global _current
     if name not in BACKENDS:
         raise ValueError(f"unknown backend {name!r}; available: {', '.join(BACKENDS)}")
@@ -26,5 +29,10 @@ def get_backend() -> str:
 
 
 def mlp_op(x: torch.Tensor, params: Params, spec: MLPSpec) -> torch.Tensor:
-    """The field MLP, on the selected backend."""
+    """The field MLP (contract of `mlp_forward`), on the selected backend."""
+    if _current != "torch" and x.is_cuda and not (_current == "auto" and x.requires_grad):
+        from . import cuda
+
+        if cuda.supports(x, params, spec):
+            return cuda.fused_mlp(x, params, spec)
     return mlp_forward(x, params, spec)

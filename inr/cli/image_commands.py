@@ -14,14 +14,15 @@ import torch
 from inr.errors import InputError
 from inr.fields import FIELDS
 from inr.train.image import ImageFitConfig, build_image_task
-from inr.train.loop import TrainConfig, resolve_device, train
+from inr.backends import BACKENDS, set_backend
+from inr.train.loop import SCHEDULES, TrainConfig, resolve_device, train
 from inr.train.rundir import RunDir
 
 from .options import add_dataclass_options, build_dataclass, deep_merge, parsed_overrides, read_config_file
 
 FLAG_ALIASES = {"train.batch_size": "--batch-size", "train.max_seconds": "--max-seconds"}
 # What may change when a run resumes: how long it trains and how often it reports.
-RESUMABLE = {"steps", "max_seconds", "eval_every", "log_every", "checkpoint_every", "device"}
+RESUMABLE = {"steps", "max_seconds", "eval_every", "log_every", "checkpoint_every", "device", "backend"}
 
 
 def add_fit_parser(kinds) -> None:
@@ -51,6 +52,7 @@ def add_render_parser(kinds) -> None:
     p.add_argument("--crop", type=float, nargs=4, default=None, metavar=("X0", "Y0", "X1", "Y1"),
                    help="window in [-1, 1] image coordinates (x right, y down)")
     p.add_argument("--device", default="auto")
+    p.add_argument("--backend", choices=BACKENDS, default="auto", help="backend of the hot ops")
     p.set_defaults(handler=render_image_command)
 
 
@@ -62,7 +64,22 @@ def _fit_config(args) -> ImageFitConfig:
         cfg.target = str(Path(cfg.target).resolve())
     if cfg.field not in FIELDS:
         raise InputError(f"unknown field {cfg.field!r}; expected one of {', '.join(FIELDS)}")
+    _check_train(cfg.train)
     return cfg
+
+
+def _check_train(t: TrainConfig) -> None:
+    """Reject train settings the loop would only trip over later."""
+    if t.backend not in BACKENDS:
+        raise InputError(f"unknown backend {t.backend!r}; expected one of {', '.join(BACKENDS)}")
+    if t.schedule not in SCHEDULES:
+        raise InputError(f"unknown schedule {t.schedule!r}; expected one of {', '.join(SCHEDULES)}")
+    for name in ("steps", "batch_size"):
+        if getattr(t, name) is not None and getattr(t, name) < 1:
+            raise InputError(f"train.{name} must be >= 1, got {getattr(t, name)}")
+    for name in ("lr", "max_seconds"):
+        if getattr(t, name) is not None and getattr(t, name) <= 0:
+            raise InputError(f"train.{name} must be > 0, got {getattr(t, name)}")
 
 
 def _default_out(target: str, field: str) -> Path:
@@ -88,6 +105,7 @@ def _resumed_config(args) -> tuple[RunDir, ImageFitConfig]:
         raise InputError(f"{args.out}: cannot change {', '.join(sorted(changed)) or '--config'} when resuming "
                          f"(only {', '.join(sorted(RESUMABLE))})")
     cfg.train = dataclasses.replace(cfg.train, **overrides.get("train", {}))
+    _check_train(cfg.train)
     return run, cfg
 
 
@@ -149,6 +167,7 @@ def render_image_command(args) -> int:
     h, w = config["data"]["height"], config["data"]["width"]
     height = args.height or max(1, round(h * args.scale))
     width = args.width or max(1, round(w * args.scale))
+    set_backend(args.backend)
     field = load(run.path, resolve_device(args.device))
     image = render_image(field, height, width, crop=args.crop).clamp(0, 1).cpu()
     save_image(args.output, image)

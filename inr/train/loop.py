@@ -12,6 +12,8 @@ import torch
 from torch import nn
 from tqdm import tqdm
 
+from inr.backends import set_backend
+
 from .rundir import RunDir
 
 SCHEDULES = ("exp", "cosine", "constant")
@@ -35,6 +37,7 @@ class TrainConfig:
     log_every: int = 25
     checkpoint_every: int = 500
     device: str = "auto"
+    backend: str = "auto"
 
 
 class Task(Protocol):
@@ -83,6 +86,7 @@ def train(task: Task, run: RunDir, cfg: TrainConfig, resume: bool = False, quiet
     `max_seconds` is training time. A run resumes from its newest checkpoint with the same
     optimizer state, step, clock and random-number state.
     """
+    set_backend(cfg.backend)
     opt = make_optimizer(task, cfg)
     step, elapsed = 0, 0.0
     if resume:
