@@ -1,11 +1,13 @@
-// Torch binding of the fused MLP kernels: checks tensors, turns them into the raw pointers of
-// mlp.h and launches on the current stream. An empty tensor stands for "absent" (null).
+// Torch binding of the fused MLP and hash-grid kernels: checks tensors, turns them into the raw
+// pointers of mlp.h / hashgrid.h and launches on the current stream. An empty tensor stands for "absent" (null).
 #include <torch/extension.h>
 #include <c10/cuda/CUDAStream.h>
 #include <c10/cuda/CUDAGuard.h>
 
+#include <algorithm>
 #include <vector>
 
+#include "hashgrid.h"
 #include "mlp.h"
 
 namespace {
@@ -81,6 +83,117 @@ void mlp_backward(const at::Tensor& dy, const at::Tensor& y, const at::Tensor& s
   TORCH_CHECK(err == cudaSuccess, "inr mlp backward: ", cudaGetErrorString(err));
 }
 
+// ---- hash grid (hashgrid.h) ------------------------------------------------------------------
+
+// Geometry from python lists: dims = (n_dims, n_feat, interpolation, n_inst, n_per, x_stride,
+// table_stride); per level scales[l] and ints[4l..4l+3] = (res, size, hashed, offset).
+InrHashgridGeom hashgrid_geom(const std::vector<int64_t>& dims, const std::vector<double>& scales,
+                              const std::vector<int64_t>& ints) {
+  TORCH_CHECK(dims.size() == 7, "inr hashgrid: dims must have 7 entries");
+  const size_t L = scales.size();
+  TORCH_CHECK(L >= 1 && L <= INR_HG_MAX_LEVELS && ints.size() == 4 * L, "inr hashgrid: bad level lists");
+  InrHashgridGeom g{};
+  g.n_dims = (int)dims[0]; g.n_feat = (int)dims[1]; g.interpolation = (int)dims[2];
+  g.n_inst = dims[3]; g.n_per = dims[4]; g.x_stride = dims[5]; g.table_stride = dims[6];
+  g.n_levels = (int)L;
+  for (size_t l = 0; l < L; ++l) {
+    g.levels[l].scale = (float)scales[l];
+    g.levels[l].res = (uint32_t)ints[4 * l];
+    g.levels[l].size = (uint32_t)ints[4 * l + 1];
+    g.levels[l].hashed = (uint32_t)ints[4 * l + 2];
+    g.levels[l].offset = ints[4 * l + 3];
+  }
+  return g;
+}
+
+// Rows of one table: every level's rows end by then.
+int64_t hashgrid_rows(const InrHashgridGeom& g) {
+  int64_t rows = 0;
+  for (int l = 0; l < g.n_levels; ++l) rows = std::max(rows, g.levels[l].offset + (int64_t)g.levels[l].size);
+  return rows;
+}
+
+// A float32 CUDA tensor of exactly `numel` elements, aligned for row vectors (or empty = null).
+void hg_check(const at::Tensor& t, const char* name, int64_t numel, int64_t align, bool optional) {
+  if (optional && !t.numel()) return;
+  TORCH_CHECK(t.is_cuda() && t.scalar_type() == at::kFloat && t.is_contiguous(), "inr hashgrid: ", name,
+              " must be a contiguous float32 CUDA tensor");
+  TORCH_CHECK(t.numel() == numel, "inr hashgrid: ", name, " has ", t.numel(), " elements, expected ", numel);
+  TORCH_CHECK(reinterpret_cast<uintptr_t>(t.data_ptr()) % align == 0, "inr hashgrid: ", name, " must be ",
+              align, "-byte aligned");
+}
+
+struct HgShapes {
+  int64_t x, table, out, dx;
+  int64_t align;
+};
+
+HgShapes hg_shapes(const InrHashgridGeom& g) {
+  const int64_t points = g.n_inst * g.n_per;
+  HgShapes s;
+  s.x = (g.x_stride ? g.n_inst : 1) * g.n_per * g.n_dims;
+  s.table = (g.table_stride ? g.n_inst : 1) * hashgrid_rows(g) * g.n_feat;
+  s.out = points * g.n_levels * g.n_feat;
+  s.dx = points * g.n_dims;
+  s.align = g.n_feat >= 4 ? 16 : 4 * g.n_feat;
+  TORCH_CHECK(!g.x_stride || g.x_stride == g.n_per * g.n_dims, "inr hashgrid: x_stride must be 0 or n_per * n_dims");
+  TORCH_CHECK(!g.table_stride || g.table_stride == hashgrid_rows(g) * g.n_feat,
+              "inr hashgrid: table_stride must be 0 or rows * n_feat");
+  return s;
+}
+
+void hashgrid_forward(const at::Tensor& x, const at::Tensor& table, const at::Tensor& out,
+                      const std::vector<int64_t>& dims, const std::vector<double>& scales,
+                      const std::vector<int64_t>& ints) {
+  const InrHashgridGeom g = hashgrid_geom(dims, scales, ints);
+  const HgShapes s = hg_shapes(g);
+  hg_check(x, "x", s.x, 4, false);
+  hg_check(table, "table", s.table, s.align, false);
+  hg_check(out, "out", s.out, s.align, false);
+  const c10::cuda::CUDAGuard guard(x.device());
+  const cudaError_t err = inr_hashgrid_forward(&g, x.data_ptr<float>(), table.data_ptr<float>(),
+                                               out.data_ptr<float>(), c10::cuda::getCurrentCUDAStream());
+  TORCH_CHECK(err == cudaSuccess, "inr hashgrid forward: ", cudaGetErrorString(err));
+}
+
+void hashgrid_backward(const at::Tensor& x, const at::Tensor& table, const at::Tensor& dout, const at::Tensor& dtable,
+                       const at::Tensor& dx, const std::vector<int64_t>& dims, const std::vector<double>& scales,
+                       const std::vector<int64_t>& ints) {
+  const InrHashgridGeom g = hashgrid_geom(dims, scales, ints);
+  const HgShapes s = hg_shapes(g);
+  hg_check(x, "x", s.x, 4, false);
+  hg_check(table, "table", s.table, s.align, false);
+  hg_check(dout, "dout", s.out, s.align, false);
+  hg_check(dtable, "dtable", s.table, s.align, true);
+  hg_check(dx, "dx", s.dx, 4, true);
+  const c10::cuda::CUDAGuard guard(x.device());
+  const cudaError_t err = inr_hashgrid_backward(&g, x.data_ptr<float>(), table.data_ptr<float>(),
+                                                dout.data_ptr<float>(), mptr(dtable), mptr(dx),
+                                                c10::cuda::getCurrentCUDAStream());
+  TORCH_CHECK(err == cudaSuccess, "inr hashgrid backward: ", cudaGetErrorString(err));
+}
+
+void hashgrid_backward_backward(const at::Tensor& x, const at::Tensor& table, const at::Tensor& dout,
+                                const at::Tensor& ggx, const at::Tensor& ggtable, const at::Tensor& d_dout,
+                                const at::Tensor& dtable, const at::Tensor& dx, const std::vector<int64_t>& dims,
+                                const std::vector<double>& scales, const std::vector<int64_t>& ints) {
+  const InrHashgridGeom g = hashgrid_geom(dims, scales, ints);
+  const HgShapes s = hg_shapes(g);
+  hg_check(x, "x", s.x, 4, false);
+  hg_check(table, "table", s.table, s.align, false);
+  hg_check(dout, "dout", s.out, s.align, false);
+  hg_check(ggx, "ggx", s.x, 4, true);
+  hg_check(ggtable, "ggtable", s.table, s.align, true);
+  hg_check(d_dout, "d_dout", s.out, s.align, true);
+  hg_check(dtable, "dtable", s.table, s.align, true);
+  hg_check(dx, "dx", s.dx, 4, true);
+  const c10::cuda::CUDAGuard guard(x.device());
+  const cudaError_t err = inr_hashgrid_backward_backward(
+      &g, x.data_ptr<float>(), table.data_ptr<float>(), dout.data_ptr<float>(), cptr(ggx), cptr(ggtable),
+      mptr(d_dout), mptr(dtable), mptr(dx), c10::cuda::getCurrentCUDAStream());
+  TORCH_CHECK(err == cudaSuccess, "inr hashgrid backward-backward: ", cudaGetErrorString(err));
+}
+
 }  // namespace
 
 PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
@@ -88,4 +201,7 @@ PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
   m.def("mlp_backward", &mlp_backward, "fused MLP backward through the layers (see kernels/csrc/mlp.h)");
   m.def("din_pad", &inr_mlp_din_pad, "column padding of the layer-0 matrix the backward expects");
   m.def("dout_pad", &inr_mlp_dout_pad, "column padding of the last layer's matrix the forward expects");
+  m.def("hashgrid_forward", &hashgrid_forward, "hash-grid encoding forward (see kernels/csrc/hashgrid.h)");
+  m.def("hashgrid_backward", &hashgrid_backward, "hash-grid backward: table (accumulated) and x gradients");
+  m.def("hashgrid_backward_backward", &hashgrid_backward_backward, "hash-grid backward of the backward");
 }
