@@ -1,11 +1,19 @@
-"""Fused CUDA MLP vs the PyTorch op (`mlp_forward`), same inputs, same run.
+"""CUDA kernels vs their PyTorch twins on the GPU, same inputs, same run.
 
-One JSON line per configuration: samples/s of the forward and of forward+backward (weight and
-bias gradients, as in training) for both, and their ratio. Total samples stay near 2^20: B=1
-instance of 2^20 points, or B=1024 instances (per-instance weights, as a hypernetwork gives)
-of 1024 points. Timed with CUDA events after warm-up; the median of --reps runs.
+Fused MLP vs `mlp_forward`: one JSON line per configuration: samples/s of the forward and of
+forward+backward (weight and bias gradients, as in training) for both, and their ratio. Total
+samples stay near 2^20: B=1 instance of 2^20 points, or B=1024 instances (per-instance weights,
+as a hypernetwork gives) of 1024 points.
 
-    python benchmarks/kernels.py [--widths 16 32 64 128] [--acts relu sine] [--reps 30]
+Hash grid (`hashgrid_cuda` vs the PyTorch `HashGrid` path on the GPU): L=16, F=2, T=2^19, base 16,
+2^20 points; 2-D with finest resolution 512 (per_level_scale derived) and 3-D with per_level_scale
+2. One line per grid: forward, forward+backward to the table (x needs no gradient, the training
+case) and forward+backward to table and x, samples/s for both and their ratio.
+
+Timed with CUDA events after warm-up; the median of --reps runs (--torch-reps for the slower
+PyTorch hash grid).
+
+    python benchmarks/kernels.py [--only mlp|hashgrid] [--widths 16 32 64 128] [--acts relu sine] [--reps 30]
 """
 from __future__ import annotations
 
@@ -68,8 +76,72 @@ def bench(fn, x, params, dy, reps):
     return timed(fwd, reps), timed(fwd_bwd, reps)
 
 
+HASHGRID_N = 1 << 20
+
+
+def hashgrid_configs():
+    from inr.encodings import HashGridConfig
+
+    base = dict(n_levels=16, n_features_per_level=2, log2_hashmap_size=19, base_resolution=16)
+    return {2: HashGridConfig(**base, finest_resolution=512), 3: HashGridConfig(**base, per_level_scale=2.0)}
+
+
+def bench_hashgrid(reps: int, torch_reps: int) -> None:
+    """One JSON line per grid: the CUDA hash grid vs the PyTorch HashGrid path, both on the GPU."""
+    from inr.backends import cuda_hashgrid
+    from inr.encodings import HashGrid, hashgrid_encode
+
+    device = torch.cuda.get_device_name()
+    gen = torch.Generator().manual_seed(0)
+    for d, cfg in hashgrid_configs().items():
+        grid = HashGrid(d, cfg, generator=gen).cuda()
+        table = grid.params
+        x = torch.rand(HASHGRID_N, d, generator=gen).cuda()
+        x_req = x.clone().requires_grad_(True)
+        dy = torch.randn(HASHGRID_N, cfg.n_output_dims, generator=gen).cuda()
+        assert cuda_hashgrid.supports(x, table, cfg)
+        with torch.no_grad():
+            got = cuda_hashgrid.hashgrid_cuda(x, table, cfg)
+            ref = hashgrid_encode(x, table, cfg)  # same float32 algorithm
+            rel_err = float((got - ref).norm() / ref.norm())
+        del got, ref
+
+        def rates(fn, n_reps):
+            def fwd():
+                with torch.no_grad():
+                    fn(x, table, cfg)
+
+            def fwd_bwd():
+                table.grad = None
+                fn(x, table, cfg).backward(dy)
+
+            def fwd_bwd_x():
+                table.grad = x_req.grad = None
+                fn(x_req, table, cfg).backward(dy)
+
+            return [timed(f, n_reps, warmup=2) for f in (fwd, fwd_bwd, fwd_bwd_x)]
+
+        c = rates(cuda_hashgrid.hashgrid_cuda, reps)
+        t = rates(hashgrid_encode, torch_reps)
+        line = {"bench": "hashgrid", "device": device, "d": d, "n_levels": cfg.n_levels,
+                "F": cfg.n_features_per_level, "log2_T": cfg.log2_hashmap_size,
+                "per_level_scale": round(cfg.per_level_scale, 6), "interpolation": cfg.interpolation,
+                "hashed_levels": sum(grid.layout.hashed), "N": HASHGRID_N}
+        for name, cm, tm in zip(("fwd", "fwd_bwd", "fwd_bwd_xgrad"), c, t):
+            line[f"cuda_{name}_samples_per_s"] = round(HASHGRID_N / cm * 1e3)
+            line[f"torch_{name}_samples_per_s"] = round(HASHGRID_N / tm * 1e3)
+            line[f"{name}_speedup"] = round(tm / cm, 2)
+            line[f"cuda_{name}_ms"] = round(cm, 4)
+            line[f"torch_{name}_ms"] = round(tm, 4)
+        line["fwd_rel_l2_err_vs_torch_fp32"] = float(f"{rel_err:.2e}")
+        print(json.dumps(line), flush=True)
+        del grid, table, x, x_req, dy
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--only", choices=["mlp", "hashgrid"], default=None, help="run one benchmark (default: both)")
+    ap.add_argument("--torch-reps", type=int, default=5, help="timed runs of the PyTorch hash grid")
     ap.add_argument("--widths", type=int, nargs="+", default=[16, 32, 64, 128])
     ap.add_argument("--acts", nargs="+", default=["relu", "sine"])
     ap.add_argument("--batches", type=int, nargs="+", default=[1, 1024])
@@ -78,14 +150,18 @@ def main() -> None:
     args = ap.parse_args()
 
     if not torch.cuda.is_available():
-        print(json.dumps({"bench": "fused_mlp", "skipped": "no CUDA"}))
+        print(json.dumps({"bench": args.only or "kernels", "skipped": "no CUDA"}))
         return
     from inr.backends import cuda
 
     if cuda._ext() is None:
         import kernels
 
-        print(json.dumps({"bench": "fused_mlp", "skipped": f"kernels unavailable: {kernels.last_error()}"}))
+        print(json.dumps({"bench": args.only or "kernels", "skipped": f"kernels unavailable: {kernels.last_error()}"}))
+        return
+    if args.only != "mlp":
+        bench_hashgrid(args.reps, args.torch_reps)
+    if args.only == "hashgrid":
         return
     gen = torch.Generator().manual_seed(0)
     device = torch.cuda.get_device_name()
