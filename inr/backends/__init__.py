@@ -1,6 +1,8 @@
 """Dispatch of the hot ops to a backend.
 
-- "torch": the reference (`inr.nn.mlp_forward`); runs anywhere, differentiable to any order.
+- "torch": pure PyTorch, runs anywhere, differentiable to any order: on a CPU, batches larger
+  than one block run blocked (`blocked.blocked_mlp`, cache-sized chunks); otherwise the reference
+  `inr.nn.mlp_forward`.
 - "cuda": the fused kernels in `kernels/` (built on first use); inputs they do not support
   (CPU tensors, other widths or dtypes) run on "torch". Double backward is not supported there.
 - "auto": "cuda" where it supports the inputs and x needs no gradient of its own (so an eikonal
@@ -11,6 +13,8 @@ from __future__ import annotations
 import torch
 
 from inr.nn.mlp import MLPSpec, Params, mlp_forward
+
+from .blocked import CHUNK, blocked_mlp
 
 BACKENDS = ("auto", "torch", "cuda")
 _current = "auto"
@@ -35,4 +39,20 @@ def mlp_op(x: torch.Tensor, params: Params, spec: MLPSpec) -> torch.Tensor:
 
         if cuda.supports(x, params, spec):
             return cuda.fused_mlp(x, params, spec)
+    if not x.is_cuda and x.shape[-2] > CHUNK:
+        return blocked_mlp(x, params, spec)
     return mlp_forward(x, params, spec)
+
+
+def hashgrid_op(x: torch.Tensor, table: torch.Tensor, config) -> torch.Tensor:
+    """The hash-grid encoding (contract of `inr.encodings.hashgrid.hashgrid_encode`), on the
+    selected backend. The CUDA kernels differentiate twice, so `auto` uses them for any input
+    they support. Imports are lazy: the encodings module itself calls this."""
+    if _current != "torch" and x.is_cuda:
+        from . import cuda_hashgrid
+
+        if cuda_hashgrid.supports(x, table, config):
+            return cuda_hashgrid.hashgrid_cuda(x, table, config)
+    from inr.encodings.hashgrid import hashgrid_encode
+
+    return hashgrid_encode(x, table, config)
