@@ -10,6 +10,7 @@ import torch
 
 from inr.encodings import (FrequencyEncoding, GaussianFourierFeatures, HashGrid, HashGridConfig, Identity,
                            SphericalHarmonics, encoding_from_config, grid_layout, hashgrid_encode)
+from inr.encodings import hashgrid as hashgrid_module
 from inr.encodings.hashgrid_reference import hashgrid_reference
 
 PRIMES = (1, 2654435761, 805459861)
@@ -145,6 +146,22 @@ def test_scalar_reference_mixed_levels(d):
 # fast path == reference (forward and gradients)
 
 
+@pytest.fixture(params=["inline", "threaded"])
+def fast_mode(request, monkeypatch):
+    """inline: small inputs run in one chunk on the calling thread. threaded: many small chunks,
+    two level-group workers and Z-order sorting, as large CPU batches run."""
+    if request.param == "threaded":
+        monkeypatch.setattr(hashgrid_module, "CHUNK_CORNERS", 1 << 10)
+        monkeypatch.setattr(hashgrid_module, "MIN_PARALLEL_CORNERS", 0)
+        monkeypatch.setattr(hashgrid_module, "SORT_MIN_SAMPLES", 1)
+        threads = torch.get_num_threads()
+        torch.set_num_threads(2)
+        yield request.param
+        torch.set_num_threads(threads)
+    else:
+        yield request.param
+
+
 CASES = [
     (2, HashGridConfig(n_levels=6, base_resolution=4, per_level_scale=1.7, log2_hashmap_size=10)),
     (3, HashGridConfig(n_levels=6, base_resolution=4, per_level_scale=1.7, log2_hashmap_size=10,
@@ -158,7 +175,7 @@ CASES = [
 
 @pytest.mark.parametrize("d,cfg", CASES)
 @pytest.mark.parametrize("outside", [False, True])
-def test_fast_matches_reference(d, cfg, outside):
+def test_fast_matches_reference(d, cfg, outside, fast_mode):
     gen = torch.Generator().manual_seed(0)
     table = torch.randn(grid_layout(cfg, d).total_rows, cfg.n_features_per_level, generator=gen,
                         dtype=torch.float64, requires_grad=True)
@@ -222,7 +239,7 @@ def test_gradcheck(d, interpolation):
         assert torch.autograd.gradgradcheck(fn, (x, table), eps=1e-6, atol=1e-5)
 
 
-def test_eikonal_double_backward_matches_reference():
+def test_eikonal_double_backward_matches_reference(fast_mode):
     cfg = HashGridConfig(n_levels=4, base_resolution=4, log2_hashmap_size=8, interpolation="smoothstep")
     gen = torch.Generator().manual_seed(5)
     table = torch.randn(grid_layout(cfg, 3).total_rows, 2, generator=gen, dtype=torch.float64, requires_grad=True)
@@ -254,7 +271,7 @@ def test_external_shared_table_replaces_params():
 
 
 @pytest.mark.parametrize("d", [2, 3])
-def test_per_instance_tables_equal_loop(d):
+def test_per_instance_tables_equal_loop(d, fast_mode):
     cfg = HashGridConfig(n_levels=5, base_resolution=4, log2_hashmap_size=8)
     grid = HashGrid(d, cfg)
     B, N = 3, 200
