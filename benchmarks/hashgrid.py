@@ -4,10 +4,13 @@ per-level/per-corner PyTorch reference. Prints one JSON line.
     python benchmarks/hashgrid.py [--threads 2] [--n 262144] [--reps 5]
 
 Grids: L=16, F=2, T=2^19, base 16; 2-D finest resolution 512 (per_level_scale ~1.26, every level
-dense), 3-D finest 2048 (per_level_scale ~1.38, 3 dense + 13 hashed levels). Inputs uniform in
+dense), 3-D finest 2048 (per_level_scale ~1.38, 5 dense + 11 hashed levels). Inputs uniform in
 [0, 1]^d. "fwd_bwd" is forward + backward to the table (x does not require grad, the usual
 training case); "fwd_bwd_xgrad" also back-propagates to x. Each figure is the best of `reps`
-timed repetitions after a warm-up (the median is reported too), in samples per second.
+timed repetitions after a warm-up (the median is reported too), in samples per second. The naive
+reference (inr/encodings/hashgrid_reference.py: Python loops over levels and corners, autograd
+backward) runs on a smaller batch (--naive-n) to keep the run short; its 3-D backward is slow
+mostly because every one of its 128 lookups back-propagates into a dense table-sized gradient.
 """
 from __future__ import annotations
 
@@ -102,7 +105,7 @@ def main() -> None:
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     result = {"benchmark": "hashgrid", "threads": torch.get_num_threads(), "batch_samples": args.n,
-              "reps": args.reps, "torch": torch.__version__, "cpu": platform.processor() or platform.machine(),
+              "naive_batch_samples": args.naive_n, "reps": args.reps, "torch": torch.__version__, "cpu": platform.processor() or platform.machine(),
               "cpu_count": os.cpu_count()}
     for d in (2, 3):
         result.update(measure(d, args.n, args.reps, args.naive_n, max(2, args.reps // 2)))

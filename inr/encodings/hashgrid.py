@@ -354,8 +354,7 @@ class _Batch:
         return (orig // self.n_per).to(dtype).view(1, -1, 1)
 
     def unsorted(self) -> "_Batch":
-        other = _Batch(self.n_per, self.inst, self.rows, self.exact, self.wide)
-        return other
+        return _Batch(self.n_per, self.inst, self.rows, self.exact, self.wide)
 
 
 def _spread_bits(v: torch.Tensor, d: int) -> torch.Tensor:
@@ -371,9 +370,9 @@ def _spread_bits(v: torch.Tensor, d: int) -> torch.Tensor:
 
 def _spatial_order(x: torch.Tensor, batch: _Batch) -> torch.Tensor:
     """A permutation of the samples in Z-order (10 bits per axis, instances kept apart). Processed
-    in this order, consecutive samples hit the same or nearby table rows, so the gathers and
-    scatters mostly hit L1/L2 instead of L3/DRAM (measured: ~2x faster on 2-D grids); the cost is
-    one radix sort and scattering the outputs back."""
+    in this order, consecutive samples hit the same or nearby table rows, so gathers and scatters
+    mostly hit L1/L2 instead of L3 (2-D: those ops ~2x faster); after paying for the sort and for
+    moving rows back to their own order, 2-D fwd+bwd is ~5-10% faster, 3-D about even."""
     d = x.shape[1]
     q = (x.detach().clamp(0, 1) * 1023).to(torch.int32)
     code = _spread_bits(q[:, 0], d)
