@@ -245,7 +245,7 @@ class _Part:
             self.hash_base = (k << plan.config.log2_hashmap_size).view(1, 1, n)
             self.primes = torch.tensor(PRIMES[:d], **long).view(d, 1, 1, 1)
             self.primes32 = torch.tensor([_wrap_i32(p) for p in PRIMES[:d]], dtype=torch.int32, device=dev).view(d, 1, 1, 1)
-            self.bitprime32 = bit.int() * self.primes32          # (cell + bit) * p = cell * p + bit * p
+            self.primes32_3 = self.primes32.view(d, 1, 1)
             self.bit = bit
             self.hash_base32 = self.hash_base.int()
         else:
@@ -254,9 +254,8 @@ class _Part:
             ext_off = torch.tensor([plan.ext_offsets[lvl] for lvl in levels], **long).view(1, 1, n)
             self.stride, self.ext_off = stride, ext_off
             self.add_exact = bit * stride
-            add = bit * stride
-            add[0] += ext_off
-            self.stride32, self.add32 = stride.int(), add.int()
+            self.stride32 = stride.int().view(d, 1, n)
+            self.ext_off32 = ext_off.int().view(1, n)
             self.sizes = torch.tensor([lay.sizes[lvl] for lvl in levels], **long).view(1, 1, n)
         self._dtypes: dict = {}
 
@@ -292,7 +291,6 @@ class _Plan:
             self.n_ext += size + pad
         self.ext_rows = torch.cat(ext_rows) if ext_rows else None
         self.mask = (1 << config.log2_hashmap_size) - 1
-        self._consts: dict = {}
         # levels are split into `n_workers` contiguous groups (the measured cost per level is
         # flat, and interleaving levels would make workers write the same cache lines), each
         # cut again at the dense/hashed boundary: the rows one worker touches are touched by no
@@ -311,18 +309,6 @@ class _Plan:
         # (log2_hashmap_size <= 30 keeps the mask in int32)
         self.i32_ok = max(self.n_ext, lay.total_rows) <= _I32_MAX and \
             (self.n_hashed << config.log2_hashmap_size) <= _I32_MAX
-
-    def wconsts(self, dtype):
-        """(1, 0) and (-1, 1) shaped [1, 2, 1, 1]: pairs = one + s * sign = (1 - s, s)."""
-        return self._const(("w", dtype), lambda: (
-            torch.tensor([1.0, 0.0], dtype=dtype, device=self.device).view(1, 2, 1, 1),
-            torch.tensor([-1.0, 1.0], dtype=dtype, device=self.device).view(1, 2, 1, 1)))
-
-    def _const(self, key, make):
-        value = self._consts.get(key)
-        if value is None:
-            value = self._consts[key] = make()
-        return value
 
 
 _PLANS: dict = {}
@@ -445,9 +431,6 @@ def _smooth_deriv(frac: torch.Tensor, smooth: bool) -> torch.Tensor:
     return 6.0 * frac * (1.0 - frac) if smooth else torch.ones_like(frac)
 
 
-_HALF64 = torch.tensor(0.5, dtype=torch.float64)
-
-
 def _positions(x: torch.Tensor, scales64: torch.Tensor, ws=_Fresh) -> torch.Tensor:
     """pos = x * scale + 0.5 rounded once, like tcnn's fmaf: for float32 x the float64 result is
     exact and is rounded to float32 once (so floor() agrees with tcnn at cell boundaries).
@@ -458,26 +441,31 @@ def _positions(x: torch.Tensor, scales64: torch.Tensor, ws=_Fresh) -> torch.Tens
     if x.dtype == torch.float64:
         pos = torch.mul(x, scales64, out=ws.get("pos", shape, x.dtype, x.device))
         return pos.add_(0.5)
-    # exact in float64: x * scale has <= 48 significant bits and adding 0.5 keeps them
-    pos64 = torch.addcmul(_HALF64, x.double(), scales64, out=ws.get("pos64", shape, torch.float64, x.device))
+    # exact in float64: x * scale has <= 48 significant bits and adding 0.5 keeps them.
+    # (mul + add_ rather than addcmul: addcmul with broadcast operands is 2.5x slower)
+    pos64 = torch.mul(x.double(), scales64, out=ws.get("pos64", shape, torch.float64, x.device)).add_(0.5)
     return ws.get("pos", shape, x.dtype, x.device).copy_(pos64)
 
 
 def _rows_fast(part: _Part, plan: _Plan, cell: torch.Tensor, batch: _Batch, start: int, ws) -> torch.Tensor:
     """Corner rows [C, m, Lp] of one part into its source table (the padded dense rows; the hashed
     part of a shared table, or the whole [inst * R] table when per instance), in int32.
-    cell: int32 cell coordinates [d, 1, m, Lp] of inputs in [0, 1]."""
-    d, _, m, n_lv = cell.shape
+    cell: int32 cell coordinates [d, m, Lp] of inputs in [0, 1]. Per axis the two corner
+    terms are cell * k and cell * k + k (k = stride or prime)."""
+    d, m, n_lv = cell.shape
     terms = ws.get("terms", (d, 2, m, n_lv), torch.int32, cell.device)
     if part.hashed:
-        torch.addcmul(part.bitprime32, cell, part.primes32, out=terms)   # int32 wraps like uint32
+        torch.mul(cell, part.primes32_3, out=terms[:, 0])                # int32 wraps like uint32
+        torch.add(terms[:, 0], part.primes32_3, out=terms[:, 1])
         terms &= plan.mask
         terms[0] |= part.hash_base32
         idx = _combine(terms, torch.bitwise_xor, ws, "idx")
         if batch.inst > 1:
             idx += batch.inst_of(start, start + m, cell.device, torch.int32) * batch.rows + plan.dense_rows
     else:
-        torch.addcmul(part.add32, cell, part.stride32, out=terms)
+        torch.mul(cell, part.stride32, out=terms[:, 0])
+        terms[0, 0] += part.ext_off32
+        torch.add(terms[:, 0], part.stride32, out=terms[:, 1])
         if batch.inst > 1:
             terms[0] += batch.inst_of(start, start + m, cell.device, torch.int32) * plan.n_ext
         idx = _combine(terms, torch.add, ws, "idx")
@@ -513,13 +501,14 @@ def _part_chunk(part: _Part, plan: _Plan, xT: torch.Tensor, batch: _Batch, start
     else:  # pos >= 0.5 here, so truncation is floor
         frac = torch.frac(pos, out=ws.get("frac", pos.shape, pos.dtype, pos.device))
         cell = ws.get("cell", pos.shape, torch.int32, pos.device).copy_(pos)
-        idx = _rows_fast(part, plan, cell.unsqueeze(1), batch, start, ws)
+        idx = _rows_fast(part, plan, cell, batch, start, ws)
     s = frac
     if plan.smooth:
         s = torch.mul(frac, -2.0, out=ws.get("s", frac.shape, frac.dtype, frac.device)).add_(3.0).mul_(frac).mul_(frac)
-    wone, wsign = plan.wconsts(xT.dtype)
     d, m, n_lv = frac.shape
-    pairs = torch.addcmul(wone, s.unsqueeze(1), wsign, out=ws.get("pairs", (d, 2, m, n_lv), frac.dtype, frac.device))
+    pairs = ws.get("pairs", (d, 2, m, n_lv), frac.dtype, frac.device)      # (1 - s, s)
+    torch.sub(1.0, s, out=pairs[:, 0])
+    pairs[:, 1].copy_(s)
     return idx, _combine(pairs, torch.mul, ws, "w"), pairs, frac
 
 
