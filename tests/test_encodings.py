@@ -290,6 +290,16 @@ def test_per_instance_tables_equal_loop(d, fast_mode):
                                                                     for b in range(B)]))
 
 
+def test_inference_mode_and_no_grad(fast_mode):
+    grid = HashGrid(2, HashGridConfig(n_levels=4, log2_hashmap_size=10))
+    x = torch.rand(500, 2)
+    expected = grid(x).detach()
+    with torch.inference_mode():
+        torch.testing.assert_close(grid(x), expected)
+    with torch.no_grad():
+        torch.testing.assert_close(grid(x), expected)
+
+
 def test_bad_shapes_and_inputs():
     grid = HashGrid(2, HashGridConfig(n_levels=2, log2_hashmap_size=8))
     with pytest.raises(ValueError, match="2-D"):

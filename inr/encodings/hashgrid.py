@@ -626,9 +626,11 @@ def _run(plan: _Plan, task, m_total: int) -> list:
             m_total * plan.config.n_levels * plan.n_corners < MIN_PARALLEL_CORNERS:
         return [task(parts) for parts in groups]
     pools = _Workers.pools(len(groups), _Workers.layout()[1])
+    inference = torch.is_inference_mode_enabled()
 
     def run(parts):
-        with torch.no_grad():  # grad mode is per thread; workers start with it on
+        # grad and inference modes are per thread: workers start with grad on, inference off
+        with torch.inference_mode(inference), torch.no_grad():
             return task(parts)
 
     futures = [pool.submit(run, parts) for pool, parts in zip(pools, groups)]
