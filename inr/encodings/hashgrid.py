@@ -212,10 +212,12 @@ def grid_layout(config: HashGridConfig, n_dims: int) -> GridLayout:
 
 
 # ------------------------------------------------------------------------------------------------
-# fast path. Per chunk everything is "corner-major" ([2**d, m, Lp]) or "axis-major" ([d, m, Lp]):
-# broadcasts then run over outer dims with long contiguous inner loops, ~10x faster on CPU than
-# broadcasting over a trailing dim of size 2 or 4. Index arithmetic is int32 where it cannot
-# overflow (int64 multiplies are not vectorised on x86; 3-4x slower).
+# fast path. Per chunk every tensor is [2**d (corners) or d (axes), m (samples), Lp (levels)]:
+# broadcasts run over the outer dims while every operand is contiguous along the level dim,
+# which PyTorch's vectorised CPU loops need (~10x faster than broadcasting over a trailing dim of
+# size 2 or 4; putting samples last instead, with per-level constants broadcast along them, was
+# measured 3-6x slower). Index arithmetic is int32 where it cannot overflow (int64 multiplies
+# are not vectorised on x86; 3-4x slower).
 
 _I32_MAX = 2**31 - 1
 
@@ -905,7 +907,8 @@ class HashGrid(nn.Module):
     `params` is [total_rows, F] in tiny-cuda-nn's layout (levels one after another, rows of F
     features), initialised U(-1e-4, 1e-4) as tcnn does. `forward(x, table)` accepts a
     replacement table: [total_rows, F] shared, or [B, total_rows, F] one per instance with x
-    [B, N, d] (DESIGN §1).
+    [B, N, d] (DESIGN §1). It runs on the selected backend (`inr.backends.hashgrid_op`: the CUDA
+    kernels where selected and supported, else `hashgrid_encode`).
 
     >>> grid = HashGrid(2, HashGridConfig(n_levels=4, log2_hashmap_size=10))
     >>> grid(torch.rand(8, 2)).shape
@@ -929,7 +932,9 @@ class HashGrid(nn.Module):
     def forward(self, x: torch.Tensor, table: torch.Tensor | None = None) -> torch.Tensor:
         if x.shape[-1] != self.n_dims:
             raise ValueError(f"HashGrid expects {self.n_dims}-D inputs, got shape {tuple(x.shape)}")
-        return hashgrid_encode(x, self.params if table is None else table, self.config)
+        from inr.backends import hashgrid_op  # selected backend: CUDA kernels or `hashgrid_encode`
+
+        return hashgrid_op(x, self.params if table is None else table, self.config)
 
     def extra_repr(self) -> str:
         c = self.config
