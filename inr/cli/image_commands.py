@@ -20,6 +20,7 @@ from inr.train.rundir import RunDir
 
 from .options import add_dataclass_options, build_dataclass, deep_merge, parsed_overrides, read_config_file
 
+TOP_LEVEL = ("target", "size", "field")  # ImageFitConfig fields given as plain options
 FLAG_ALIASES = {"train.batch_size": "--batch-size", "train.max_seconds": "--max-seconds"}
 # What may change when a run resumes: how long it trains and how often it reports.
 RESUMABLE = {"steps", "max_seconds", "eval_every", "log_every", "checkpoint_every", "device", "backend"}
@@ -31,6 +32,8 @@ def add_fit_parser(kinds) -> None:
     p.add_argument("target", nargs="?", default=argparse.SUPPRESS, metavar="PATH|SCENE",
                    help="image file or built-in scene name (default: camera)")
     p.add_argument("--field", choices=list(FIELDS), default=argparse.SUPPRESS, help="field kind (default: hash)")
+    p.add_argument("--size", type=int, dest="size", default=argparse.SUPPRESS, metavar="PIXELS",
+                   help="downscale the target so its longer side is PIXELS (default: as is)")
     p.add_argument("--out", "-o", default=None, help="run directory (default: runs/<target>-<field>)")
     p.add_argument("--resume", action="store_true", help="continue the run in --out from its last checkpoint")
     p.add_argument("--config", default=None, metavar="FILE.json", help="JSON config (same keys as a run's config.json 'fit')")
@@ -58,7 +61,7 @@ def add_render_parser(kinds) -> None:
 
 def _fit_config(args) -> ImageFitConfig:
     values = read_config_file(args.config) if args.config else {}
-    values = deep_merge(values, parsed_overrides(args))
+    values = deep_merge(values, parsed_overrides(args, TOP_LEVEL))
     cfg = build_dataclass(ImageFitConfig, values)
     if Path(cfg.target).exists():  # a file: store where it is, so eval and resume work from anywhere
         cfg.target = str(Path(cfg.target).resolve())
@@ -99,7 +102,7 @@ def _resumed_config(args) -> tuple[RunDir, ImageFitConfig]:
     if saved.get("kind") != "image":
         raise InputError(f"{args.out}: not an image run (kind {saved.get('kind')!r})")
     cfg = build_dataclass(ImageFitConfig, saved["fit"])
-    overrides = parsed_overrides(args)
+    overrides = parsed_overrides(args, TOP_LEVEL)
     changed = {k for k in overrides if k != "train"} | {f"train.{k}" for k in overrides.get("train", {}) if k not in RESUMABLE}
     if changed or args.config:
         raise InputError(f"{args.out}: cannot change {', '.join(sorted(changed)) or '--config'} when resuming "
@@ -117,7 +120,7 @@ def fit_image_command(args) -> int:
     else:
         cfg = _fit_config(args)
         run = None
-    image = resolve_image(cfg.target)
+    image = resolve_image(cfg.target, cfg.size)
     train_cfg = cfg.resolved_train()
     device = resolve_device(train_cfg.device)
     try:
@@ -182,7 +185,7 @@ def evaluate_run(run: RunDir, config: dict) -> dict:
     from inr.train import load
     from scenes import resolve_image
 
-    target = resolve_image(config["data"]["source"])
+    target = resolve_image(config["data"]["source"], config["fit"].get("size"))
     field = load(run.path)
     pred = render_image(field, target.shape[0], target.shape[1])
     if target.min() >= 0 and target.max() <= 1:

@@ -69,11 +69,11 @@ def _json_object(text: str) -> dict:
     return value
 
 
-def parsed_overrides(ns: argparse.Namespace) -> dict:
-    """The dotted options the user gave, as a nested dict."""
+def parsed_overrides(ns: argparse.Namespace, top_level: tuple[str, ...] = ()) -> dict:
+    """The config options the user gave (dotted dests, plus the names in `top_level`), nested."""
     nested: dict = {}
     for dest, value in vars(ns).items():
-        if "." not in dest and dest not in ("target", "field"):
+        if "." not in dest and dest not in top_level:
             continue
         *parents, leaf = dest.split(".")
         node = nested
