@@ -263,16 +263,23 @@ def test_inference_matches_and_is_deterministic(poisoned):
 
 
 @gpu
-def test_double_backward_raises():
+def test_double_backward_matches_reference():
+    """An eikonal loss through the fused MLP (its backward recomputes through the reference)."""
     from inr.backends import cuda
 
-    spec = MLPSpec(3, (32, 32), 1, activation="sine")
-    gen = torch.Generator().manual_seed(0)
-    params = make_params(spec, None, gen, "cuda")
-    x = torch.rand(100, 3, device="cuda", requires_grad=True)
-    y = cuda.fused_mlp(x, params, spec)
-    with pytest.raises(RuntimeError, match="double backward"):
-        torch.autograd.grad(y.sum(), x, create_graph=True)
+    spec = MLPSpec(3, (32, 32), 1, activation="sine", w0_first=3.0, w0_hidden=1.0)
+    gen = torch.Generator().manual_seed(int.from_bytes(os.urandom(4), "little"))
+    params = {k: v.requires_grad_() for k, v in make_params(spec, None, gen, "cuda").items()}
+    x = torch.rand(100, 3, generator=gen).cuda().requires_grad_()
+
+    def eikonal(op):
+        y = op(x, params, spec)
+        (gx,) = torch.autograd.grad(y.sum(), x, create_graph=True)
+        loss = (gx.norm(dim=-1) - 1).pow(2).mean()
+        return torch.autograd.grad(loss, [x, *params.values()], allow_unused=True, materialize_grads=True)
+
+    for name, a, b in zip(["x", *params], eikonal(cuda.fused_mlp), eikonal(mlp_forward)):
+        assert_close(name, a, b.double())
 
 
 @gpu

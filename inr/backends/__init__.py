@@ -4,9 +4,9 @@
   than one block run blocked (`blocked.blocked_mlp`, cache-sized chunks); otherwise the reference
   `inr.nn.mlp_forward`.
 - "cuda": the fused kernels in `kernels/` (built on first use); inputs they do not support
-  (CPU tensors, other widths or dtypes) run on "torch". Double backward is not supported there.
-- "auto": "cuda" where it supports the inputs and x needs no gradient of its own (so an eikonal
-  loss, which differentiates twice, stays on "torch"); "torch" otherwise.
+  (CPU tensors, other widths or dtypes) run on "torch". A double backward through the fused MLP
+  recomputes through the reference op (correct, not fused).
+- "auto": "cuda" where it supports the inputs, "torch" otherwise.
 """
 from __future__ import annotations
 
@@ -34,7 +34,7 @@ def get_backend() -> str:
 
 def mlp_op(x: torch.Tensor, params: Params, spec: MLPSpec) -> torch.Tensor:
     """The field MLP (contract of `mlp_forward`), on the selected backend."""
-    if _current != "torch" and x.is_cuda and not (_current == "auto" and x.requires_grad):
+    if _current != "torch" and x.is_cuda:
         from . import cuda
 
         if cuda.supports(x, params, spec):

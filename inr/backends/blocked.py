@@ -74,7 +74,7 @@ class _BlockedMLP(torch.autograd.Function):
         it = iter(saved)
         flat = [next(it) if has else None for has in ctx.has_bias]
         if torch.is_grad_enabled():  # double backward wanted: go through the differentiable op
-            return _graph_backward(x, flat, spec, gy, ctx.needs_input_grad)
+            return graph_backward(x, flat, spec, gy, ctx.needs_input_grad)
         last = spec.n_layers - 1
         need_x = ctx.needs_input_grad[0]
         # Per-instance weight grads accumulate per instance; shared ones over instances as well.
@@ -103,8 +103,11 @@ class _BlockedMLP(torch.autograd.Function):
         return (gx, None, None, *flat_grads)
 
 
-def _graph_backward(x, flat, spec, gy, needs):
-    """Gradients as a differentiable function of the saved inputs (for create_graph=True)."""
+def graph_backward(x, flat, spec, gy, needs):
+    """Gradients as a differentiable function of the saved inputs (for create_graph=True).
+
+    For autograd Functions applied as f(x, <2 non-tensor args>, *flat): `needs` is their
+    ctx.needs_input_grad, and the result is their backward's return tuple."""
     inputs = [x, *flat]
     wanted = [t is not None and n and t.requires_grad for t, n in zip(inputs, (needs[0], *needs[3:]))]
     params = {}

@@ -7,8 +7,8 @@ that carries dL/dz back through every layer (giving dL/dx and the bias gradients
 cuBLAS product per layer for the weight gradients (dz^T h, per instance or summed over all points
 for shared weights), the split tiny-cuda-nn uses.
 
-Double backward is not implemented: a backward pass with create_graph=True (for example an
-eikonal loss on dy/dx) raises RuntimeError; use the "torch" backend for those losses.
+Double backward (create_graph=True, e.g. an eikonal loss on dy/dx) has no kernel: the backward
+then recomputes through the differentiable `mlp_forward`, so it is correct but not fused.
 
 >>> import torch
 >>> from inr.nn import MLPSpec, init_mlp_params
@@ -22,6 +22,8 @@ import torch
 import torch.nn.functional as F
 
 from inr.nn.mlp import MLPSpec, Params
+
+from .blocked import graph_backward
 
 WIDTHS = (16, 32, 64, 128)
 MAX_D_IN = 64
@@ -105,16 +107,15 @@ class _FusedMLP(torch.autograd.Function):
     def forward(ctx, x, spec, layout, *tensors):
         y, x_c, save_h, save_z, dims = _forward(_ext(), x, layout, spec, tensors, train=True)
         ctx.spec, ctx.dims, ctx.x_shape = spec, dims, x.shape
-        ctx.save_for_backward(x_c, y, save_h, save_z, *tensors)
+        ctx.save_for_backward(x, x_c, y, save_h, save_z, *tensors)
         return y
 
     @staticmethod
     def backward(ctx, dy):
-        if torch.is_grad_enabled():
-            raise RuntimeError("inr cuda backend: fused_mlp has no double backward (create_graph=True); "
-                               "use the 'torch' backend for losses on gradients such as an eikonal term")
         spec, (B, N, x_stride) = ctx.spec, ctx.dims
-        x_c, y, save_h, save_z, *tensors = ctx.saved_tensors
+        x, x_c, y, save_h, save_z, *tensors = ctx.saved_tensors
+        if torch.is_grad_enabled():  # a graph of the gradient is wanted: differentiable recompute
+            return graph_backward(x, tensors, spec, dy, ctx.needs_input_grad)
         weights, biases = tensors[0::2], tensors[1::2]
         W, L, rows = spec.hidden[0], spec.n_layers, B * N
         dev = y.device
