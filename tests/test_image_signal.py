@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import os
 import struct
-import time
 import zlib
 
 import imageio.v3 as iio
@@ -454,16 +453,6 @@ def test_ssim_matches_skimage_real_pair():
     astro = load_image_scene("astronaut", size=256)
     blurred = downscale_image(astro, 128).repeat_interleave(2, 0).repeat_interleave(2, 1)
     assert ssim(blurred, astro) == pytest.approx(_skimage_ssim(blurred, astro), abs=1e-4)
-
-
-def test_ssim_is_fast_at_512():
-    a = torch.rand(512, 512, 3)
-    b = _noisy(a, 0.1)
-    ssim(a, b)  # warm-up
-    t = time.perf_counter()
-    ssim(a, b)
-    # 0.07 s here; the bound is loose because CI machines are shared.
-    assert time.perf_counter() - t < 1.0
 
 
 def test_ssim_rejects_tiny_and_mismatched():

@@ -25,6 +25,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     ev = commands.add_parser("eval", help="evaluate a run against its target; prints one JSON object")
     ev.add_argument("run", metavar="RUN", help="run directory")
+    ev.add_argument("--device", default="auto", help="where to evaluate (auto: cuda if available)")
     ev.set_defaults(handler=eval_command)
 
     info = commands.add_parser("info", help="describe a run directory; prints one JSON object")
@@ -51,7 +52,7 @@ def _run_kind(run_dir: str) -> tuple[object, dict]:
 
 def eval_command(args) -> int:
     run, config = _run_kind(args.run)
-    print(json.dumps(image_commands.evaluate_run(run, config)))
+    print(json.dumps(image_commands.evaluate_run(run, config, args.device)))
     return 0
 
 
