@@ -38,9 +38,10 @@ def add_fit_parser(kinds) -> None:
     p.add_argument("--resume", action="store_true", help="continue the run in --out from its last checkpoint")
     p.add_argument("--config", default=None, metavar="FILE.json", help="JSON config (same keys as a run's config.json 'fit')")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
-    add_dataclass_options(p, TrainConfig, "train.", "", FLAG_ALIASES)
-    for kind, (_, cfg_cls) in FIELDS.items():
-        add_dataclass_options(p, cfg_cls, f"{kind}.", f"{kind}.")
+    defaults = ImageFitConfig()
+    add_dataclass_options(p, defaults.train, "train.", "", FLAG_ALIASES)
+    for kind in FIELDS:
+        add_dataclass_options(p, getattr(defaults, kind), f"{kind}.", f"{kind}.")
     p.set_defaults(handler=fit_image_command)
 
 
@@ -75,7 +76,7 @@ def _check_train(t: TrainConfig) -> None:
     """Reject train settings the loop would only trip over later."""
     if t.backend not in BACKENDS:
         raise InputError(f"unknown backend {t.backend!r}; expected one of {', '.join(BACKENDS)}")
-    if t.schedule not in SCHEDULES:
+    if t.schedule is not None and t.schedule not in SCHEDULES:
         raise InputError(f"unknown schedule {t.schedule!r}; expected one of {', '.join(SCHEDULES)}")
     for name in ("steps", "batch_size"):
         if getattr(t, name) is not None and getattr(t, name) < 1:

@@ -25,29 +25,26 @@ def _unwrap_optional(tp):
     return tp
 
 
-def add_dataclass_options(parser: argparse.ArgumentParser, cls, path: str = "", flag_prefix: str = "",
-                          aliases: dict[str, str] | None = None, skip: set[str] = frozenset()) -> None:
-    """Add one option per leaf field of dataclass `cls`; dest is the dotted path ("train.lr").
+def add_dataclass_options(parser: argparse.ArgumentParser, defaults, path: str = "", flag_prefix: str = "",
+                          aliases: dict[str, str] | None = None) -> None:
+    """Add one option per leaf field of the dataclass instance `defaults` (its values are the
+    documented defaults); dest is the dotted path ("train.lr").
 
-    `aliases` maps a dotted path to the flag to use for it (e.g. "train.lr" -> "--lr"). Defaults are
-    suppressed, so the parsed namespace holds only what the user typed.
+    `aliases` maps a dotted path to the flag to use for it (e.g. "train.batch_size" -> "--batch-size").
+    Defaults are suppressed in the namespace, so it holds only what the user typed.
     """
     aliases = aliases or {}
-    hints = typing.get_type_hints(cls)
-    defaults = cls()
-    for f in dataclasses.fields(cls):
+    hints = typing.get_type_hints(type(defaults))
+    for f in dataclasses.fields(defaults):
         dest = f"{path}{f.name}"
-        if dest in skip:
-            continue
         tp = _unwrap_optional(hints[f.name])
         default = getattr(defaults, f.name)
         if dataclasses.is_dataclass(tp):
-            add_dataclass_options(parser, tp, dest + ".", flag_prefix + (f"{f.name}." if flag_prefix or path else ""),
-                                  aliases, skip)
+            add_dataclass_options(parser, default, dest + ".", f"{flag_prefix}{f.name}.", aliases)
             continue
         flag = aliases.get(dest, f"--{flag_prefix}{f.name.replace('_', '-')}")
         kwargs: dict[str, Any] = dict(dest=dest, default=argparse.SUPPRESS)
-        help_default = json.dumps(default) if not isinstance(default, tuple) else " ".join(map(str, default))
+        help_default = " ".join(map(str, default)) if isinstance(default, tuple) else json.dumps(default)
         if tp is bool:
             kwargs["action"] = argparse.BooleanOptionalAction
         elif typing.get_origin(tp) is tuple:
@@ -104,9 +101,11 @@ def read_config_file(path: str) -> dict:
     return doc
 
 
-def build_dataclass(cls, values: dict, where: str = ""):
-    """Instantiate `cls` from plain JSON values; unknown keys and wrong types raise InputError."""
+def build_dataclass(cls, values: dict, where: str = "", base=None):
+    """`base` (default: cls()) with plain JSON `values` applied, recursively for nested dataclasses,
+    so a partial override keeps the other defaults. Unknown keys and wrong types raise InputError."""
     check_finite(values, where)
+    base = cls() if base is None else base
     hints = typing.get_type_hints(cls)
     names = {f.name for f in dataclasses.fields(cls)}
     unknown = sorted(set(values) - names)
@@ -120,10 +119,10 @@ def build_dataclass(cls, values: dict, where: str = ""):
         if dataclasses.is_dataclass(tp):
             if not isinstance(value, dict):
                 raise InputError(f"config key {key!r} must be an object")
-            kwargs[name] = build_dataclass(tp, value, key)
+            kwargs[name] = build_dataclass(tp, value, key, getattr(base, name))
         else:
             kwargs[name] = _coerce(value, tp, key)
-    return cls(**kwargs)
+    return dataclasses.replace(base, **kwargs)
 
 
 def _coerce(value, tp, key):

@@ -8,13 +8,13 @@ import torch
 from inr.encodings import FrequencyEncoding, GaussianFourierFeatures
 from inr.nn import MLP, MLPSpec
 
-from .base import Field, Params
+from .base import Field, OutputAffine, Params
 
 FOURIER_ENCODINGS = ("gaussian", "frequency")
 
 
 @dataclass
-class FourierConfig:
+class FourierConfig(OutputAffine):
     """Gaussian features with sigma 10 and a 4-layer ReLU MLP, Tancik et al.'s image setting."""
 
     hidden: tuple[int, ...] = (256, 256, 256)
@@ -49,7 +49,7 @@ class FourierField(Field):
         self.net = MLP(self.spec, init="he", generator=generator)
 
     def forward(self, x: torch.Tensor, params: Params | None = None) -> torch.Tensor:
-        return self.net(self.encoding(x), params, prefix="net.")
+        return self.rescale(self.net(self.encoding(x), params, prefix="net."))
 
     def config(self) -> dict:
         return {"kind": self.kind, "d_in": self.d_in, "d_out": self.d_out, **asdict(self.cfg)}

@@ -8,11 +8,11 @@ import torch
 from inr.encodings import HashGrid, HashGridConfig
 from inr.nn import MLP, MLPSpec
 
-from .base import Field, Params
+from .base import Field, OutputAffine, Params
 
 
 @dataclass
-class HashFieldConfig:
+class HashFieldConfig(OutputAffine):
     """instant-ngp's image setting: L=16, F=2, T=2^19, base 16, two hidden layers of 64.
 
     Without `per_level_scale` or `finest_resolution` the scale is 2 (HashGridConfig's default);
@@ -53,7 +53,7 @@ class HashField(Field):
     def forward(self, x: torch.Tensor, params: Params | None = None) -> torch.Tensor:
         table = params.get("grid.params") if params else None
         features = self.grid((x + 1) * 0.5, table=table)
-        return self.net(features, params, prefix="net.")
+        return self.rescale(self.net(features, params, prefix="net."))
 
     def config(self) -> dict:
         cfg = asdict(self.cfg)

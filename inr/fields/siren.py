@@ -7,11 +7,11 @@ import torch
 
 from inr.nn import MLP, MLPSpec
 
-from .base import Field, Params
+from .base import Field, OutputAffine, Params
 
 
 @dataclass
-class SirenConfig:
+class SirenConfig(OutputAffine):
     """SIREN's shape; the defaults are the paper's image setting, narrower for CPU fitting."""
 
     hidden: tuple[int, ...] = (256, 256, 256)
@@ -40,7 +40,7 @@ class SirenField(Field):
         self.net = MLP(self.spec, init="siren", generator=generator)
 
     def forward(self, x: torch.Tensor, params: Params | None = None) -> torch.Tensor:
-        return self.net(x, params, prefix="net.")
+        return self.rescale(self.net(x, params, prefix="net."))
 
     def config(self) -> dict:
         return {"kind": self.kind, "d_in": self.d_in, "d_out": self.d_out, **asdict(self.cfg)}

@@ -26,7 +26,7 @@ class TrainConfig:
     steps: int | None = None
     lr: float | None = None
     batch_size: int | None = None
-    schedule: str = "exp"
+    schedule: str | None = None
     lr_final_ratio: float = 0.1
     beta1: float = 0.9
     beta2: float | None = None
