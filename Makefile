@@ -18,7 +18,8 @@ $(VENV)/.installed: pyproject.toml
 	touch $@
 
 demo: setup
-	$(VENV)/bin/inr fit image --out runs/demo-camera-hash --max-seconds 60
+	rm -rf runs/demo-camera-hash
+	$(VENV)/bin/inr fit image --out runs/demo-camera-hash
 	$(VENV)/bin/inr render image runs/demo-camera-hash --scale 2 -o runs/demo-camera-hash/render_2x.png
 
 test: setup
@@ -27,6 +28,7 @@ test: setup
 bench: setup
 	$(PY) benchmarks/hashgrid.py
 	$(PY) benchmarks/image_fit.py
+	$(PY) benchmarks/mlp_cpu.py
 
 clean:
 	rm -rf $(VENV) runs .pytest_cache

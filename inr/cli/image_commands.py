@@ -102,6 +102,8 @@ def _resumed_config(args) -> tuple[RunDir, ImageFitConfig]:
     saved = run.read_config()
     if saved.get("kind") != "image":
         raise InputError(f"{args.out}: not an image run (kind {saved.get('kind')!r})")
+    if not isinstance(saved.get("fit"), dict):
+        raise InputError(f"{args.out}: config.json has no \"fit\" settings to resume from")
     cfg = build_dataclass(ImageFitConfig, saved["fit"])
     overrides = parsed_overrides(args, TOP_LEVEL)
     changed = {k for k in overrides if k != "train"} | {f"train.{k}" for k in overrides.get("train", {}) if k not in RESUMABLE}
