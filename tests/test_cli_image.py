@@ -178,6 +178,16 @@ def test_bad_inputs_exit_2_and_write_nothing(tmp_path, small_image, capsys, fitt
     assert not (tmp_path / "x.png").exists()
 
 
+def test_config_from_a_run(fitted, tmp_path):
+    """A run's config.json is a valid --config: the refit has the same field and settings."""
+    out, config = fitted
+    again = tmp_path / "again"
+    assert main(["fit", "image", "--config", str(out / CONFIG), "--out", str(again), "--steps", "5", "--quiet"]) == 0
+    refit = json.loads((again / CONFIG).read_text())
+    assert refit["field"] == config["field"]
+    assert refit["fit"]["train"]["lr"] == config["fit"]["train"]["lr"] and refit["fit"]["train"]["steps"] == 5
+
+
 def test_existing_run_needs_resume(fitted, small_image, capsys):
     out, _ = fitted
     _fails(["fit", "image", str(small_image), "--out", str(out)], capsys, "--resume")

@@ -16,7 +16,7 @@ from inr.fields import FIELDS
 from inr.train.image import ImageFitConfig, build_image_task
 from inr.backends import BACKENDS, set_backend
 from inr.train.loop import SCHEDULES, TrainConfig, resolve_device, train
-from inr.train.rundir import RunDir
+from inr.train.rundir import FORMAT, RunDir
 
 from .options import add_dataclass_options, build_dataclass, deep_merge, parsed_overrides, read_config_file
 
@@ -36,7 +36,8 @@ def add_fit_parser(kinds) -> None:
                    help="downscale the target so its longer side is PIXELS (default: as is)")
     p.add_argument("--out", "-o", default=None, help="run directory (default: runs/<target>-<field>)")
     p.add_argument("--resume", action="store_true", help="continue the run in --out from its last checkpoint")
-    p.add_argument("--config", default=None, metavar="FILE.json", help="JSON config (same keys as a run's config.json 'fit')")
+    p.add_argument("--config", default=None, metavar="FILE.json",
+                   help="JSON config: the keys of a run's config.json 'fit' block, or a run's config.json itself")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     defaults = ImageFitConfig()
     add_dataclass_options(p, defaults.train, "train.", "", FLAG_ALIASES)
@@ -62,6 +63,8 @@ def add_render_parser(kinds) -> None:
 
 def _fit_config(args) -> ImageFitConfig:
     values = read_config_file(args.config) if args.config else {}
+    if values.get("format") == FORMAT:  # a run's config.json: refit with its settings
+        values = values.get("fit") or {}
     values = deep_merge(values, parsed_overrides(args, TOP_LEVEL))
     cfg = build_dataclass(ImageFitConfig, values)
     if Path(cfg.target).exists():  # a file: store where it is, so eval and resume work from anywhere
