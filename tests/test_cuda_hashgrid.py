@@ -32,7 +32,7 @@ from fractions import Fraction
 import pytest
 import torch
 
-from inr.backends import cuda_hashgrid
+from inr.backends import cuda_buffers, cuda_hashgrid
 from inr.encodings import HashGridConfig, grid_layout, hashgrid_encode
 
 EXACT_TOL = (1e-4, 1e-5)   # (RTOL, ATOL)
@@ -206,7 +206,7 @@ def compare(impl, cfg, d, N, mode, device, seed=None, borders=False, x_grad=True
 @pytest.fixture(autouse=True)
 def nan_buffers(monkeypatch):
     """Every buffer the kernels write (not accumulate) starts as NaN."""
-    monkeypatch.setattr(cuda_hashgrid, "_alloc", lambda *shape, device: torch.full(shape, float("nan"), device=device))
+    monkeypatch.setattr(cuda_buffers, "alloc", lambda *shape, device: torch.full(shape, float("nan"), device=device))
 
 
 def cuda_impl(x, table, cfg):

@@ -20,6 +20,7 @@ import sys
 import pytest
 import torch
 
+from inr.backends import cuda_buffers
 from inr.nn import MLPSpec, mlp_forward
 from inr.nn.init import siren_bounds
 from inr.nn.linear import batched_linear
@@ -159,9 +160,7 @@ def _checked(ctx, name, got, ref):
 @pytest.fixture
 def poisoned(monkeypatch):
     """Every buffer the kernels write starts as NaN."""
-    from inr.backends import cuda
-
-    monkeypatch.setattr(cuda, "_alloc", lambda *shape, device: torch.full(shape, float("nan"), device=device))
+    monkeypatch.setattr(cuda_buffers, "alloc", lambda *shape, device: torch.full(shape, float("nan"), device=device))
 
 
 # ----------------------------------------------------------------------------------------------

@@ -23,6 +23,7 @@ import torch.nn.functional as F
 
 from inr.nn.mlp import MLPSpec, Params
 
+from . import cuda_buffers as buf
 from .blocked import graph_backward
 
 WIDTHS = (16, 32, 64, 128)
@@ -120,11 +121,11 @@ class _FusedMLP(torch.autograd.Function):
         W, L, rows = spec.hidden[0], spec.n_layers, B * N
         dev = y.device
 
-        dz = [_alloc(rows, W, device=dev) for _ in range(L - 1)] + [_alloc(rows, spec.d_out, device=dev)]
+        dz = [buf.alloc(rows, W, device=dev) for _ in range(L - 1)] + [buf.alloc(rows, spec.d_out, device=dev)]
         need_dx = ctx.needs_input_grad[0]
-        dx = _alloc(rows, spec.d_in, device=dev) if need_dx else _none(dev)
+        dx = buf.alloc(rows, spec.d_in, device=dev) if need_dx else buf.none(dev)
         # The kernel accumulates bias gradients (atomics), so these start at zero.
-        db = [torch.zeros(b.shape, device=dev) if ctx.needs_input_grad[4 + 2 * i] else _none(dev)
+        db = [torch.zeros(b.shape, device=dev) if ctx.needs_input_grad[4 + 2 * i] else buf.none(dev)
               for i, b in enumerate(biases)]
         ext = _ext()
         ext.mlp_backward(dy.reshape(rows, spec.d_out).contiguous(), y.reshape(rows, spec.d_out), save_h, save_z,
@@ -146,22 +147,6 @@ class _FusedMLP(torch.autograd.Function):
         return (dx, None, None, *grads)
 
 
-def _alloc(*shape, device) -> torch.Tensor:
-    """Every buffer a kernel writes comes from here (tests swap in NaN-filled ones)."""
-    return torch.empty(*shape, device=device)
-
-
-def _none(device) -> torch.Tensor:
-    """An empty tensor: the binding's "absent" (null pointer)."""
-    return torch.empty(0, device=device)
-
-
-def _aligned(t: torch.Tensor) -> torch.Tensor:
-    """Contiguous and 16-byte aligned (the kernels load weights as float4)."""
-    t = t.contiguous()
-    return t if t.data_ptr() % 16 == 0 else t.clone()
-
-
 def _forward(ext, x, layout, spec, tensors, train):
     """Run the forward kernel. Returns (y, x as the kernel read it, save_h, save_z, (B, N, x_stride))."""
     W, L = spec.hidden[0], spec.n_layers
@@ -176,9 +161,9 @@ def _forward(ext, x, layout, spec, tensors, train):
         x_stride = N * spec.d_in if x_c.dim() == 3 else 0
         out_shape = (B, N, spec.d_out)
     rows, dev = B * N, x.device
-    y = _alloc(*out_shape, device=dev)
-    save_h = _alloc(L - 1, rows, W, device=dev) if train else _none(dev)
-    save_z = _alloc(L - 1, rows, W, device=dev) if train and spec.activation == "sine" else _none(dev)
+    y = buf.alloc(*out_shape, device=dev)
+    save_h = buf.alloc(L - 1, rows, W, device=dev) if train else buf.none(dev)
+    save_z = buf.alloc(L - 1, rows, W, device=dev) if train and spec.activation == "sine" else buf.none(dev)
     mats, biases = _fwd_mats(ext, tensors[0::2], tensors[1::2], spec)
     ext.mlp_forward(x_c, x_stride, mats, biases, y, save_h, save_z, B, N, spec.d_in, spec.d_out, W,
                     _ACT[spec.activation], _ACT[spec.output_activation], spec.w0_first, spec.w0_hidden)
@@ -197,8 +182,8 @@ def _fwd_mats(ext, weights, biases, spec):
         if i == L - 1:
             wt = F.pad(wt, (0, pad))
             b = F.pad(b, (0, pad)) if b is not None else None
-        mats.append(_aligned(wt))
-        bs.append(b.contiguous() if b is not None and b.numel() else _none(w.device))
+        mats.append(buf.aligned(wt))
+        bs.append(b.contiguous() if b is not None and b.numel() else buf.none(w.device))
     return mats, bs
 
 
@@ -212,7 +197,7 @@ def _bwd_mats(ext, weights, spec):
             w = F.pad(w, (0, ext.din_pad(spec.d_in) - spec.d_in))
         elif i == L - 1:
             w = F.pad(w, (0, 0, 0, _round4(spec.d_out) - spec.d_out))
-        mats.append(_aligned(w))
+        mats.append(buf.aligned(w))
     return mats
 
 

@@ -29,6 +29,8 @@ import torch
 
 from inr.encodings.hashgrid import HashGridConfig, grid_layout
 
+from . import cuda_buffers as buf
+
 DIMS = (1, 2, 3, 4)
 FEATURES = (1, 2, 4, 8)
 MAX_LEVELS = 32
@@ -153,9 +155,9 @@ class _EncodeBackward(torch.autograd.Function):
         ctx.save_for_backward(x, table, dout)
         ext, dev = _ext(), x.device
         d = meta.dims[0]
-        dtable = torch.zeros(table.shape, device=dev) if need_t else _none(dev)  # accumulated into
-        dx = _alloc(meta.points, d, device=dev) if need_x else _none(dev)
-        ext.hashgrid_backward(x.contiguous(), _aligned(table), _aligned(dout), dtable, dx, *meta.args)
+        dtable = torch.zeros(table.shape, device=dev) if need_t else buf.none(dev)  # accumulated into
+        dx = buf.alloc(meta.points, d, device=dev) if need_x else buf.none(dev)
+        ext.hashgrid_backward(x.contiguous(), buf.aligned(table), buf.aligned(dout), dtable, dx, *meta.args)
         return (_fold_dx(dx, x, meta) if need_x else None), (dtable if need_t else None)
 
     @staticmethod
@@ -169,21 +171,21 @@ class _EncodeBackward(torch.autograd.Function):
         if ggx is None and ggtable is None:
             return None, None, None, None, None, None
         d = meta.dims[0]
-        d_dout = _alloc(*dout.shape, device=dev) if need_dout else _none(dev)
-        dtable = torch.zeros(table.shape, device=dev) if need_t and ggx is not None else _none(dev)
-        dx = _alloc(meta.points, d, device=dev) if need_x else _none(dev)
+        d_dout = buf.alloc(*dout.shape, device=dev) if need_dout else buf.none(dev)
+        dtable = torch.zeros(table.shape, device=dev) if need_t and ggx is not None else buf.none(dev)
+        dx = buf.alloc(meta.points, d, device=dev) if need_x else buf.none(dev)
         _ext().hashgrid_backward_backward(
-            x.contiguous(), _aligned(table), _aligned(dout),
-            ggx.contiguous() if ggx is not None else _none(dev),
-            _aligned(ggtable) if ggtable is not None else _none(dev),
+            x.contiguous(), buf.aligned(table), buf.aligned(dout),
+            ggx.contiguous() if ggx is not None else buf.none(dev),
+            buf.aligned(ggtable) if ggtable is not None else buf.none(dev),
             d_dout, dtable, dx, *meta.args)
         return (_fold_dx(dx, x, meta) if need_x else None, dtable if dtable.numel() else None,
                 d_dout if need_dout else None, None, None, None)
 
 
 def _forward(ext, x, table, meta: _Meta) -> torch.Tensor:
-    out = _alloc(meta.points, meta.dims[1] * len(meta.scales), device=x.device)  # [points, L*F]
-    ext.hashgrid_forward(x.contiguous(), _aligned(table), out, *meta.args)
+    out = buf.alloc(meta.points, meta.dims[1] * len(meta.scales), device=x.device)  # [points, L*F]
+    ext.hashgrid_forward(x.contiguous(), buf.aligned(table), out, *meta.args)
     return out
 
 
@@ -193,18 +195,3 @@ def _fold_dx(dx: torch.Tensor, x: torch.Tensor, meta: _Meta) -> torch.Tensor:
         dx = dx.view(meta.dims[3], meta.dims[4], -1).sum(0)
     return dx.view(x.shape)
 
-
-def _alloc(*shape, device) -> torch.Tensor:
-    """Every buffer a kernel writes (not accumulates) comes from here (tests swap in NaN-filled ones)."""
-    return torch.empty(*shape, device=device)
-
-
-def _none(device) -> torch.Tensor:
-    """An empty tensor: the binding's "absent" (null pointer)."""
-    return torch.empty(0, device=device)
-
-
-def _aligned(t: torch.Tensor) -> torch.Tensor:
-    """Contiguous and 16-byte aligned (rows load as float2/float4)."""
-    t = t.contiguous()
-    return t if t.data_ptr() % 16 == 0 else t.clone()

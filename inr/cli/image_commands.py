@@ -9,7 +9,6 @@ import shutil
 import sys
 from pathlib import Path
 
-import torch
 
 from inr.errors import InputError
 from inr.fields import FIELDS

@@ -6,7 +6,7 @@ a leading B gives every instance its own weights (what hypernetworks produce), n
 """
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from typing import Mapping
 
 import torch
