@@ -1,0 +1,107 @@
+"""C++ CPU kernel of the hash-grid encoding (kernels/cpu/hashgrid.cpp), same contract and
+results as `inr.encodings.hashgrid_encode` for the inputs it supports (see `supports`).
+
+Forward: parallel over points. Backward to the table: parallel over levels (disjoint rows: no
+races, and every row sums its points in a fixed order, so results are deterministic for a given
+thread count); to x only when x requires grad. Double backward (create_graph=True, e.g. eikonal
+losses) recomputes through the differentiable PyTorch path: correct, not fast.
+
+The extension is built on first use (`kernels.cpu_loader.load_cpu`); importing this module
+compiles nothing.
+
+>>> import torch
+>>> from inr.encodings import HashGridConfig, grid_layout
+>>> cfg = HashGridConfig(n_levels=2, log2_hashmap_size=8)
+>>> supports(torch.rand(5, 2, dtype=torch.float64), torch.zeros(grid_layout(cfg, 2).total_rows, 2), cfg)
+False
+"""
+from __future__ import annotations
+
+import math
+from functools import lru_cache
+
+import torch
+
+from inr.encodings.hashgrid import HashGridConfig, grid_layout
+
+DIMS = (2, 3)
+FEATURES = (1, 2, 4, 8)
+
+
+def _ext():
+    from kernels.cpu_loader import load_cpu
+
+    return load_cpu()
+
+
+@lru_cache(maxsize=64)
+def _levels(config: HashGridConfig, n_dims: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per-level scales (float64 [L], tcnn's float32 values) and (res, size, offset, hashed) [L, 4]."""
+    lay = grid_layout(config, n_dims)
+    scales = torch.tensor(lay.scales, dtype=torch.float64)
+    meta = torch.tensor([[lay.resolutions[i], lay.sizes[i], lay.offsets[i], int(lay.hashed[i])]
+                         for i in range(config.n_levels)], dtype=torch.int64)
+    return scales, meta
+
+
+def supports(x: torch.Tensor, table: torch.Tensor, config: HashGridConfig, build: bool = True) -> bool:
+    """Whether `hashgrid_cpu` can encode these inputs: CPU float32 x [..., d] with d in (2, 3) and
+    at least one point, a shared float32 table [total_rows, F] with F in (1, 2, 4, 8), finite x
+    within [0, 1] (outside inputs wrap as in tcnn on the PyTorch path; non-finite ones raise
+    there), and (with `build`) a working build of the extension."""
+    if x.device.type != "cpu" or table.device.type != "cpu":
+        return False
+    if x.dtype != torch.float32 or table.dtype != torch.float32 or x.dim() < 1 or table.dim() != 2:
+        return False
+    d = x.shape[-1]
+    if d not in DIMS or config.n_features_per_level not in FEATURES or x.numel() == 0:
+        return False
+    if tuple(table.shape) != (grid_layout(config, d).total_rows, config.n_features_per_level):
+        return False
+    lo, hi = (float(v) for v in torch.aminmax(x.detach()))
+    if not (math.isfinite(lo) and math.isfinite(hi) and lo >= 0.0 and hi <= 1.0):
+        return False
+    return not build or _ext() is not None
+
+
+class _HashGridCPU(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, x, table, config):
+        ext = _ext()
+        scales, meta = _levels(config, x.shape[-1])
+        smooth = config.interpolation == "smoothstep"
+        ctx.save_for_backward(x, table)
+        ctx.config, ctx.smooth = config, smooth
+        return ext.hashgrid_forward(x, table, scales, meta, smooth)
+
+    @staticmethod
+    def backward(ctx, grad_out):
+        x, table = ctx.saved_tensors
+        need_x, need_t = ctx.needs_input_grad[0], ctx.needs_input_grad[1]
+        if torch.is_grad_enabled():  # create_graph=True: differentiable recomputation
+            from inr.encodings.hashgrid import hashgrid_encode
+
+            inputs = [t for t, need in ((x, need_x), (table, need_t)) if need]
+            if not inputs:
+                return None, None, None
+            with torch.enable_grad():
+                out = hashgrid_encode(x, table, ctx.config)
+                got = list(torch.autograd.grad(out, inputs, grad_out, create_graph=True, allow_unused=True))
+            gx = got.pop(0) if need_x else None
+            gt = got.pop(0) if need_t else None
+            return gx, gt, None
+        scales, meta = _levels(ctx.config, x.shape[-1])
+        gt, gx = _ext().hashgrid_backward(x, table, grad_out.contiguous(), scales, meta, ctx.smooth, need_t, need_x)
+        return gx, gt, None
+
+
+def hashgrid_cpu(x: torch.Tensor, table: torch.Tensor, config: HashGridConfig) -> torch.Tensor:
+    """`hashgrid_encode(x, table, config)` on the C++ kernel: x [..., d] -> [..., L*F].
+    Raises ValueError for inputs `supports` rejects (the build is not re-checked here)."""
+    if not supports(x, table, config, build=False):
+        raise ValueError("hashgrid_cpu: unsupported inputs (see inr.backends.cpu_hashgrid.supports)")
+    if _ext() is None:
+        raise RuntimeError("hashgrid_cpu: the C++ CPU extension is unavailable")
+    lead, d = x.shape[:-1], x.shape[-1]
+    out = _HashGridCPU.apply(x.reshape(-1, d).contiguous(), table.contiguous(), config)
+    return out.view(*lead, config.n_output_dims)
