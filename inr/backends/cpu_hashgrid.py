@@ -26,6 +26,7 @@ from inr.encodings.hashgrid import HashGridConfig, grid_layout
 
 DIMS = (2, 3)
 FEATURES = (1, 2, 4, 8)
+SORT_MIN_SAMPLES = 1 << 14  # larger batches are processed in Z-order (cache reuse); 0 disables
 
 
 def _ext():
@@ -64,15 +65,19 @@ def supports(x: torch.Tensor, table: torch.Tensor, config: HashGridConfig, build
     return not build or _ext() is not None
 
 
+_NO_PERM = torch.empty(0, dtype=torch.int32)
+
+
 class _HashGridCPU(torch.autograd.Function):
     @staticmethod
     def forward(ctx, x, table, config):
         ext = _ext()
         scales, meta = _levels(config, x.shape[-1])
         smooth = config.interpolation == "smoothstep"
+        perm = ext.hashgrid_order(x) if SORT_MIN_SAMPLES and x.shape[0] >= SORT_MIN_SAMPLES else _NO_PERM
         ctx.save_for_backward(x, table)
-        ctx.config, ctx.smooth = config, smooth
-        return ext.hashgrid_forward(x, table, scales, meta, smooth)
+        ctx.config, ctx.smooth, ctx.perm = config, smooth, perm
+        return ext.hashgrid_forward(x, table, scales, meta, smooth, perm)
 
     @staticmethod
     def backward(ctx, grad_out):
@@ -91,7 +96,8 @@ class _HashGridCPU(torch.autograd.Function):
             gt = got.pop(0) if need_t else None
             return gx, gt, None
         scales, meta = _levels(ctx.config, x.shape[-1])
-        gt, gx = _ext().hashgrid_backward(x, table, grad_out.contiguous(), scales, meta, ctx.smooth, need_t, need_x)
+        gt, gx = _ext().hashgrid_backward(x, table, grad_out.contiguous(), scales, meta, ctx.smooth, need_t, need_x,
+                                            ctx.perm)
         return gx, gt, None
 
 

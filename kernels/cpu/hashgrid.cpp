@@ -16,6 +16,7 @@
 #include <torch/extension.h>
 #include <ATen/Parallel.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstdint>
 #include <vector>
@@ -104,12 +105,14 @@ struct Corners {
 };
 
 template <int D, int F, bool SMOOTH>
-void forward_impl(const float* x, const float* table, float* out, int64_t n, const std::vector<Level>& levels) {
+void forward_impl(const float* x, const float* table, float* out, int64_t n, const std::vector<Level>& levels,
+                  const int32_t* perm) {
   const int L = static_cast<int>(levels.size());
   const Level* lvp = levels.data();
   at::parallel_for(0, n, 1024, [&](int64_t begin, int64_t end) {
     Corners<D, SMOOTH> cr;
-    for (int64_t i = begin; i < end; ++i) {
+    for (int64_t k = begin; k < end; ++k) {
+      const int64_t i = perm != nullptr ? perm[k] : k;
       const float* xi = x + i * D;
       float* oi = out + i * static_cast<int64_t>(L) * F;
       for (int l = 0; l < L; ++l) {
@@ -152,14 +155,15 @@ inline void add_x_grad(const Corners<D, SMOOTH>& cr, const float* table, const f
 
 template <int D, int F, bool SMOOTH>
 void backward_impl(const float* x, const float* table, const float* gout, float* gtable, float* gx,
-                   int64_t n, const std::vector<Level>& levels) {
+                   int64_t n, const std::vector<Level>& levels, const int32_t* perm) {
   const int L = static_cast<int>(levels.size());
   const Level* lvp = levels.data();
   const int64_t LF = static_cast<int64_t>(L) * F;
   if (gtable == nullptr) {  // x-gradient only: parallel over points, no partials
     at::parallel_for(0, n, 1024, [&](int64_t begin, int64_t end) {
       Corners<D, SMOOTH> cr;
-      for (int64_t i = begin; i < end; ++i) {
+      for (int64_t k = begin; k < end; ++k) {
+        const int64_t i = perm != nullptr ? perm[k] : k;
         float acc[D] = {};
         for (int l = 0; l < L; ++l) {
           cr.compute(x + i * D, lvp[l]);
@@ -177,7 +181,8 @@ void backward_impl(const float* x, const float* table, const float* gout, float*
     Corners<D, SMOOTH> cr;
     for (int64_t grp = gbegin; grp < gend; ++grp) {
       float* gxg = gx == nullptr ? nullptr : (grp == 0 ? gx : partial.data() + (grp - 1) * n * D);
-      for (int64_t i = 0; i < n; ++i) {
+      for (int64_t k = 0; k < n; ++k) {
+        const int64_t i = perm != nullptr ? perm[k] : k;
         const float* xi = x + i * D;
         const float* gi = gout + i * LF;
         for (int l = static_cast<int>(grp); l < L; l += G) {
@@ -226,6 +231,9 @@ struct Bwd {
   template <typename... A> static void run(A&&... a) { backward_impl<D, F, S>(a...); }
 };
 
+torch::Tensor hashgrid_order(torch::Tensor x);
+const int32_t* perm_ptr(const torch::Tensor& perm, int64_t n);
+
 void check_inputs(const torch::Tensor& x, const torch::Tensor& table, const torch::Tensor& scales,
                   const torch::Tensor& meta) {
   TORCH_CHECK(x.device().is_cpu() && table.device().is_cpu(), "hashgrid_cpu: CPU tensors only");
@@ -242,20 +250,20 @@ void check_inputs(const torch::Tensor& x, const torch::Tensor& table, const torc
 }
 
 torch::Tensor hashgrid_forward(torch::Tensor x, torch::Tensor table, torch::Tensor scales, torch::Tensor meta,
-                               bool smooth) {
+                               bool smooth, torch::Tensor perm) {
   check_inputs(x, table, scales, meta);
   const auto levels = make_levels(scales, meta);
   const int64_t n = x.size(0), nf = table.size(1);
   auto out = torch::empty({n, static_cast<int64_t>(levels.size()) * nf}, x.options());
   if (n == 0) return out;
   dispatch<Fwd>(static_cast<int>(x.size(1)), nf, smooth, x.data_ptr<float>(), table.data_ptr<float>(),
-                out.data_ptr<float>(), n, levels);
+                out.data_ptr<float>(), n, levels, perm_ptr(perm, n));
   return out;
 }
 
 std::vector<torch::Tensor> hashgrid_backward(torch::Tensor x, torch::Tensor table, torch::Tensor grad_out,
                                              torch::Tensor scales, torch::Tensor meta, bool smooth,
-                                             bool need_table, bool need_x) {
+                                             bool need_table, bool need_x, torch::Tensor perm) {
   check_inputs(x, table, scales, meta);
   const auto levels = make_levels(scales, meta);
   const int64_t n = x.size(0), nf = table.size(1);
@@ -268,14 +276,81 @@ std::vector<torch::Tensor> hashgrid_backward(torch::Tensor x, torch::Tensor tabl
   if (n > 0 && (need_table || need_x)) {
     dispatch<Bwd>(static_cast<int>(x.size(1)), nf, smooth, x.data_ptr<float>(), table.data_ptr<float>(),
                   grad_out.data_ptr<float>(), need_table ? gt.data_ptr<float>() : nullptr,
-                  need_x ? gx.data_ptr<float>() : nullptr, n, levels);
+                  need_x ? gx.data_ptr<float>() : nullptr, n, levels, perm_ptr(perm, n));
   }
   return {gt, gx};
+}
+
+inline uint32_t spread2(uint32_t v) {  // 16 bits -> the even bits of 32
+  v &= 0xFFFFu;
+  v = (v | (v << 8)) & 0x00FF00FFu;
+  v = (v | (v << 4)) & 0x0F0F0F0Fu;
+  v = (v | (v << 2)) & 0x33333333u;
+  return (v | (v << 1)) & 0x55555555u;
+}
+
+inline uint32_t spread3(uint32_t v) {  // 10 bits -> every third bit of 30
+  v &= 0x3FFu;
+  v = (v | (v << 16)) & 0x030000FFu;
+  v = (v | (v << 8)) & 0x0300F00Fu;
+  v = (v | (v << 4)) & 0x030C30C3u;
+  return (v | (v << 2)) & 0x09249249u;
+}
+
+// A permutation of the points in Z-order (2-D: 16 bits per axis, 3-D: 10), by a stable two-pass
+// radix sort (deterministic). Processed in this order, consecutive points touch the same or
+// nearby table rows, so the gathers and scatters mostly hit L1/L2.
+torch::Tensor hashgrid_order(torch::Tensor x) {
+  TORCH_CHECK(x.device().is_cpu() && x.scalar_type() == torch::kFloat32 && x.dim() == 2 && x.is_contiguous() &&
+              (x.size(1) == 2 || x.size(1) == 3), "hashgrid_order: contiguous float32 CPU x [N, 2 or 3]");
+  const int64_t n = x.size(0);
+  TORCH_CHECK(n < (int64_t{1} << 31), "hashgrid_order: at most 2^31 - 1 points");
+  const int d = static_cast<int>(x.size(1));
+  const float* xp = x.data_ptr<float>();
+  std::vector<uint32_t> code(n), code2(n);
+  auto perm = torch::empty({n}, x.options().dtype(torch::kInt32));
+  std::vector<int32_t> tmp(n);
+  int32_t* out = perm.data_ptr<int32_t>();
+  const float qmax = d == 2 ? 65535.0f : 1023.0f;
+  at::parallel_for(0, n, 16384, [&](int64_t b, int64_t e) {
+    for (int64_t i = b; i < e; ++i) {
+      uint32_t c = 0;
+      for (int j = 0; j < d; ++j) {
+        float v = std::min(std::max(xp[i * d + j], 0.0f), 1.0f) * qmax;
+        const uint32_t q = static_cast<uint32_t>(v);
+        c |= (d == 2 ? spread2(q) : spread3(q)) << j;
+      }
+      code[i] = c;
+    }
+  });
+  std::vector<int64_t> count(65537);
+  // pass 1: low 16 bits, identity -> tmp
+  for (int64_t i = 0; i < n; ++i) ++count[(code[i] & 0xFFFFu) + 1];
+  for (int b = 0; b < 65536; ++b) count[b + 1] += count[b];
+  for (int64_t i = 0; i < n; ++i) {
+    const int64_t at = count[code[i] & 0xFFFFu]++;
+    tmp[at] = static_cast<int32_t>(i);
+    code2[at] = code[i];
+  }
+  // pass 2: high 16 bits, tmp -> out
+  std::fill(count.begin(), count.end(), 0);
+  for (int64_t i = 0; i < n; ++i) ++count[(code2[i] >> 16) + 1];
+  for (int b = 0; b < 65536; ++b) count[b + 1] += count[b];
+  for (int64_t i = 0; i < n; ++i) out[count[code2[i] >> 16]++] = tmp[i];
+  return perm;
+}
+
+const int32_t* perm_ptr(const torch::Tensor& perm, int64_t n) {
+  if (!perm.defined() || perm.numel() == 0) return nullptr;
+  TORCH_CHECK(perm.scalar_type() == torch::kInt32 && perm.dim() == 1 && perm.size(0) == n && perm.is_contiguous(),
+              "hashgrid_cpu: perm must be int32 [N]");
+  return perm.data_ptr<int32_t>();
 }
 
 }  // namespace
 
 PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
   m.def("hashgrid_forward", &hashgrid_forward, "hash-grid encoding forward (CPU)");
+  m.def("hashgrid_order", &hashgrid_order, "Z-order permutation of the points (int32)");
   m.def("hashgrid_backward", &hashgrid_backward, "hash-grid encoding backward to the table and x (CPU)");
 }
