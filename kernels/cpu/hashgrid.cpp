@@ -64,12 +64,19 @@ struct Corners {
   float dsdx[D];  // d s / d x (scale * ds/dfrac)
 
   inline void compute(const float* xi, const Level& lv) {
-    uint32_t cell[D];
+    // per axis, the two corner terms (cell + b) * k, k = prime (hashed) or res^j (dense)
+    uint32_t term[D][2];
+    uint32_t stride = 1;
     for (int j = 0; j < D; ++j) {
       const float pos = static_cast<float>(static_cast<double>(xi[j]) * lv.scale + 0.5);
-      const float fl = std::floor(pos);
-      const float f = pos - fl;
-      cell[j] = static_cast<uint32_t>(static_cast<int32_t>(fl));
+      // pos >= 0.5 for x in [0, 1] (the Python side checks), so truncation is floor (and needs
+      // no SSE4.1 roundss, which a portable build cannot assume)
+      const int32_t ci = static_cast<int32_t>(pos);
+      const float f = pos - static_cast<float>(ci);
+      const uint32_t k = lv.hashed ? kPrimes[j] : stride;
+      stride *= lv.res;
+      term[j][0] = static_cast<uint32_t>(ci) * k;
+      term[j][1] = term[j][0] + k;
       float s = f;
       float ds = 1.0f;
       if (SMOOTH) {
@@ -81,15 +88,11 @@ struct Corners {
       dsdx[j] = ds * lv.scale_f;
     }
     for (int c = 0; c < C; ++c) {
-      uint32_t idx = 0;
+      uint32_t idx = term[0][c & 1];
       if (lv.hashed) {
-        for (int j = 0; j < D; ++j) idx ^= (cell[j] + ((c >> j) & 1)) * kPrimes[j];
+        for (int j = 1; j < D; ++j) idx ^= term[j][(c >> j) & 1];
       } else {
-        uint32_t stride = 1;
-        for (int j = 0; j < D; ++j) {
-          idx += (cell[j] + ((c >> j) & 1)) * stride;
-          stride *= lv.res;
-        }
+        for (int j = 1; j < D; ++j) idx += term[j][(c >> j) & 1];
       }
       if (lv.pow2) idx &= lv.mask;
       else if (idx >= lv.size) idx %= lv.size;
