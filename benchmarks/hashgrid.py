@@ -6,7 +6,10 @@ per-level/per-corner PyTorch reference. Prints one JSON line.
 Grids: L=16, F=2, T=2^19, base 16; 2-D finest resolution 512 (per_level_scale ~1.26, every level
 dense), 3-D finest 2048 (per_level_scale ~1.38, 5 dense + 11 hashed levels). Inputs uniform in
 [0, 1]^d. "fwd_bwd" is forward + backward to the table (x does not require grad, the usual
-training case); "fwd_bwd_xgrad" also back-propagates to x. Each figure is the best of `reps`
+training case); "fwd_bwd_xgrad" also back-propagates to x. These run the PyTorch path
+(`hashgrid_encode`, whatever the backend); "cpp_*" run the C++ CPU kernel
+(inr/backends/cpu_hashgrid.py, built on first use) on the same batch, and cpp_speedup_vs_torch_{d}d
+is its fwd_bwd rate over the PyTorch path's. Each figure is the best of `reps`
 timed repetitions after a warm-up (the median is reported too), in samples per second. The naive
 reference (inr/encodings/hashgrid_reference.py: Python loops over levels and corners, each step
 vectorised over the batch, autograd backward) runs on the same batch unless --naive-n is given;
@@ -27,7 +30,8 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."
 
 import torch  # noqa: E402
 
-from inr.encodings import HashGrid, HashGridConfig  # noqa: E402
+from inr.backends import cpu_hashgrid  # noqa: E402
+from inr.encodings import HashGrid, HashGridConfig, hashgrid_encode  # noqa: E402
 from inr.encodings.hashgrid_reference import hashgrid_reference  # noqa: E402
 
 CONFIGS = {
@@ -55,18 +59,22 @@ def measure(d: int, n: int, reps: int, naive_n: int, naive_reps: int) -> dict:
     x = torch.rand(n, d, generator=gen)
     grad = torch.randn(n, grid.n_output_dims, generator=gen)
 
-    def fwd():
-        with torch.no_grad():
-            grid(x)
+    def runner(op):
+        def fwd():
+            with torch.no_grad():
+                op(x, grid.params, cfg)
 
-    def fwd_bwd():
-        grid.params.grad = None
-        grid(x).backward(grad)
+        def fwd_bwd():
+            grid.params.grad = None
+            op(x, grid.params, cfg).backward(grad)
 
-    def fwd_bwd_xgrad():
-        grid.params.grad = None
-        xr = x.detach().requires_grad_(True)
-        grid(xr).backward(grad)
+        def fwd_bwd_xgrad():
+            grid.params.grad = None
+            xr = x.detach().requires_grad_(True)
+            op(xr, grid.params, cfg).backward(grad)
+        return fwd, fwd_bwd, fwd_bwd_xgrad
+
+    fwd, fwd_bwd, fwd_bwd_xgrad = runner(hashgrid_encode)  # the PyTorch path, whatever the backend
 
     xs, gs = x[:naive_n], grad[:naive_n]
 
@@ -86,6 +94,14 @@ def measure(d: int, n: int, reps: int, naive_n: int, naive_reps: int) -> dict:
         best, median = _rates(fn, count, r)
         out[f"hash{d}d_{name}_samples_per_s"] = round(best)
         out[f"hash{d}d_{name}_median_samples_per_s"] = round(median)
+    if cpu_hashgrid.supports(x, grid.params, cfg):  # C++ CPU kernel (kernels/cpu), built on first use
+        cpp_fwd, cpp_fwd_bwd, _ = runner(cpu_hashgrid.hashgrid_cpu)
+        for name, fn in (("cpp_fwd", cpp_fwd), ("cpp_fwd_bwd", cpp_fwd_bwd)):
+            best, median = _rates(fn, n, reps)
+            out[f"hash{d}d_{name}_samples_per_s"] = round(best)
+            out[f"hash{d}d_{name}_median_samples_per_s"] = round(median)
+        out[f"cpp_speedup_vs_torch_{d}d"] = round(out[f"hash{d}d_cpp_fwd_bwd_samples_per_s"]
+                                                  / out[f"hash{d}d_fwd_bwd_samples_per_s"], 2)
     out[f"hash{d}d_fwd_speedup_vs_naive"] = round(out[f"hash{d}d_fwd_samples_per_s"] / out[f"hash{d}d_naive_fwd_samples_per_s"], 1)
     out[f"hash{d}d_fwd_bwd_speedup_vs_naive"] = round(
         out[f"hash{d}d_fwd_bwd_samples_per_s"] / out[f"hash{d}d_naive_fwd_bwd_samples_per_s"], 1)
