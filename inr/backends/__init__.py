@@ -53,6 +53,11 @@ def hashgrid_op(x: torch.Tensor, table: torch.Tensor, config) -> torch.Tensor:
 
         if cuda_hashgrid.supports(x, table, config):
             return cuda_hashgrid.hashgrid_cuda(x, table, config)
+    if _current != "torch" and not x.is_cuda:
+        from . import cpu_hashgrid  # C++ CPU kernel (built on first use), where it supports the inputs
+
+        if cpu_hashgrid.supports(x, table, config):
+            return cpu_hashgrid.hashgrid_cpu(x, table, config)
     from inr.encodings.hashgrid import hashgrid_encode
 
     return hashgrid_encode(x, table, config)
