@@ -47,7 +47,7 @@ def _levels(config: HashGridConfig, n_dims: int) -> tuple[torch.Tensor, torch.Te
 
 def supports(x: torch.Tensor, table: torch.Tensor, config: HashGridConfig, build: bool = True) -> bool:
     """Whether `hashgrid_cpu` can encode these inputs: CPU float32 x [..., d] with d in (2, 3) and
-    at least one point, a shared float32 table [total_rows, F] with F in (1, 2, 4, 8), finite x
+    1 to 2**31 - 1 points, a shared float32 table [total_rows, F] with F in (1, 2, 4, 8), finite x
     within [0, 1] (outside inputs wrap as in tcnn on the PyTorch path; non-finite ones raise
     there), and (with `build`) a working build of the extension."""
     if x.device.type != "cpu" or table.device.type != "cpu":
@@ -55,7 +55,7 @@ def supports(x: torch.Tensor, table: torch.Tensor, config: HashGridConfig, build
     if x.dtype != torch.float32 or table.dtype != torch.float32 or x.dim() < 1 or table.dim() != 2:
         return False
     d = x.shape[-1]
-    if d not in DIMS or config.n_features_per_level not in FEATURES or x.numel() == 0:
+    if d not in DIMS or config.n_features_per_level not in FEATURES or not 0 < x.numel() // d < 2**31:
         return False
     if tuple(table.shape) != (grid_layout(config, d).total_rows, config.n_features_per_level):
         return False
