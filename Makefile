@@ -5,6 +5,8 @@ PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 TORCH ?= torch==2.13.0
+# The venv's tools (ninja for the kernels' first-use build) come first on PATH.
+export PATH := $(abspath $(VENV))/bin:$(PATH)
 
 .PHONY: setup demo test bench clean
 

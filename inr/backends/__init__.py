@@ -2,11 +2,12 @@
 
 - "torch": pure PyTorch, runs anywhere, differentiable to any order: on a CPU, batches larger
   than one block run blocked (`blocked.blocked_mlp`, cache-sized chunks); otherwise the reference
-  `inr.nn.mlp_forward`.
-- "cuda": the fused kernels in `kernels/` (built on first use); inputs they do not support
-  (CPU tensors, other widths or dtypes) run on "torch". A double backward through the fused MLP
-  recomputes through the reference op (correct, not fused).
-- "auto": "cuda" where it supports the inputs, "torch" otherwise.
+  `inr.nn.mlp_forward`. The hash grid is `inr.encodings.hashgrid_encode`.
+- "cuda": the compiled kernels (built on first use, cached): on a GPU the fused MLP and hash grid
+  in `kernels/csrc`, on a CPU the C++ hash grid in `kernels/cpu`. Inputs they do not support
+  (other widths, dtypes, layouts) run on "torch". Double backward recomputes through the torch op
+  (correct, not fused).
+- "auto": the same as "cuda" (compiled kernels where they support the inputs, "torch" otherwise).
 """
 from __future__ import annotations
 
@@ -30,6 +31,18 @@ def set_backend(name: str) -> None:
 
 def get_backend() -> str:
     return _current
+
+
+def prepare(device: torch.device) -> None:
+    """Build the kernels the selected backend will use on `device` now (first use only; cached),
+    so a training clock started afterwards does not count the compiler."""
+    if _current == "torch":
+        return
+    if device.type == "cuda":
+        from kernels import load
+    else:
+        from kernels.cpu_loader import load_cpu as load
+    load()
 
 
 def mlp_op(x: torch.Tensor, params: Params, spec: MLPSpec) -> torch.Tensor:

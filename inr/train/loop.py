@@ -12,7 +12,7 @@ import torch
 from torch import nn
 from tqdm import tqdm
 
-from inr.backends import set_backend
+from inr.backends import prepare, set_backend
 
 from .rundir import RunDir
 
@@ -87,6 +87,7 @@ def train(task: Task, run: RunDir, cfg: TrainConfig, resume: bool = False, quiet
     optimizer state, step, clock and random-number state.
     """
     set_backend(cfg.backend)
+    prepare(next(task.model.parameters()).device)
     opt = make_optimizer(task, cfg)
     step, elapsed = 0, 0.0
     if resume:
