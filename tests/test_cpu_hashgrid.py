@@ -217,7 +217,7 @@ def test_import_compiles_nothing():
     code = ("import sys, inr, inr.backends, inr.backends.cpu_hashgrid, kernels.cpu_loader as L\n"
             "import torch\n"
             "from inr.encodings import HashGrid, HashGridConfig\n"
-            "assert not L._tried and L._module is None\n"
+            "assert not L.EXTENSION.tried and L.EXTENSION.module is None\n"
             "assert 'inr_cpu_kernels' not in sys.modules\n")
     env = dict(os.environ, PYTHONPATH=ROOT + os.pathsep + os.environ.get("PYTHONPATH", ""))
     res = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True, timeout=120, check=False)
