@@ -59,47 +59,40 @@ def measure(d: int, n: int, reps: int, naive_n: int, naive_reps: int) -> dict:
     x = torch.rand(n, d, generator=gen)
     grad = torch.randn(n, grid.n_output_dims, generator=gen)
 
-    def runner(op):
+    def runner(op, xs, gs):
+        """fwd, fwd+bwd (table grads) and fwd+bwd with x grads of `op` on xs, back-propagating gs."""
         def fwd():
             with torch.no_grad():
-                op(x, grid.params, cfg)
+                op(xs, grid.params, cfg)
 
         def fwd_bwd():
             grid.params.grad = None
-            op(x, grid.params, cfg).backward(grad)
+            op(xs, grid.params, cfg).backward(gs)
 
         def fwd_bwd_xgrad():
             grid.params.grad = None
-            xr = x.detach().requires_grad_(True)
-            op(xr, grid.params, cfg).backward(grad)
+            xr = xs.detach().requires_grad_(True)
+            op(xr, grid.params, cfg).backward(gs)
         return fwd, fwd_bwd, fwd_bwd_xgrad
 
-    fwd, fwd_bwd, fwd_bwd_xgrad = runner(hashgrid_encode)  # the PyTorch path, whatever the backend
-
-    xs, gs = x[:naive_n], grad[:naive_n]
-
-    def naive_fwd():
-        with torch.no_grad():
-            hashgrid_reference(xs, grid.params, cfg)
-
-    def naive_fwd_bwd():
-        grid.params.grad = None
-        hashgrid_reference(xs, grid.params, cfg).backward(gs)
-
     out = {}
+
+    def record(name, fn, count, r):
+        best, median = _rates(fn, count, r)
+        out[f"hash{d}d_{name}_samples_per_s"] = round(best)
+        out[f"hash{d}d_{name}_median_samples_per_s"] = round(median)
+
+    fwd, fwd_bwd, fwd_bwd_xgrad = runner(hashgrid_encode, x, grad)  # the PyTorch path, whatever the backend
+    naive_fwd, naive_fwd_bwd, _ = runner(hashgrid_reference, x[:naive_n], grad[:naive_n])
     for name, fn, count, r in (("fwd", fwd, n, reps), ("fwd_bwd", fwd_bwd, n, reps),
                                ("fwd_bwd_xgrad", fwd_bwd_xgrad, n, max(1, reps // 2)),
                                ("naive_fwd", naive_fwd, naive_n, naive_reps),
                                ("naive_fwd_bwd", naive_fwd_bwd, naive_n, naive_reps)):
-        best, median = _rates(fn, count, r)
-        out[f"hash{d}d_{name}_samples_per_s"] = round(best)
-        out[f"hash{d}d_{name}_median_samples_per_s"] = round(median)
+        record(name, fn, count, r)
     if cpu_hashgrid.supports(x, grid.params, cfg):  # C++ CPU kernel (kernels/cpu), built on first use
-        cpp_fwd, cpp_fwd_bwd, _ = runner(cpu_hashgrid.hashgrid_cpu)
-        for name, fn in (("cpp_fwd", cpp_fwd), ("cpp_fwd_bwd", cpp_fwd_bwd)):
-            best, median = _rates(fn, n, reps)
-            out[f"hash{d}d_{name}_samples_per_s"] = round(best)
-            out[f"hash{d}d_{name}_median_samples_per_s"] = round(median)
+        cpp_fwd, cpp_fwd_bwd, _ = runner(cpu_hashgrid.hashgrid_cpu, x, grad)
+        record("cpp_fwd", cpp_fwd, n, reps)
+        record("cpp_fwd_bwd", cpp_fwd_bwd, n, reps)
         out[f"cpp_speedup_vs_torch_{d}d"] = round(out[f"hash{d}d_cpp_fwd_bwd_samples_per_s"]
                                                   / out[f"hash{d}d_fwd_bwd_samples_per_s"], 2)
     out[f"hash{d}d_fwd_speedup_vs_naive"] = round(out[f"hash{d}d_fwd_samples_per_s"] / out[f"hash{d}d_naive_fwd_samples_per_s"], 1)
