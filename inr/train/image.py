@@ -8,7 +8,7 @@ from dataclasses import field as dc_field
 import torch
 
 from inr.fields import Field, FourierConfig, HashFieldConfig, SirenConfig, build_field
-from inr.signals.image import pixel_coords, render_image, save_image
+from inr.signals.image import PixelSampler, render_image, save_image
 from inr.signals.metrics import psnr, ssim
 
 from .loop import TrainConfig
@@ -71,24 +71,16 @@ class ImageTask:
         self.height, self.width, self.channels = image.shape
         self.model = model.to(device)
         self.device = device
-        self.coords = pixel_coords(self.height, self.width).to(device)
-        self.values = image.reshape(-1, self.channels).to(device)
-        self.n_pixels = self.coords.shape[0]
-        self.batch_size = min(batch_size, self.n_pixels)
         self.generator = torch.Generator(device=device).manual_seed(seed)
+        self.sampler = PixelSampler(image.to(device), batch_size, self.generator)
+        self.batch_size = min(batch_size, self.sampler.n_pixels)
         self.clamp = bool(image.min() >= 0 and image.max() <= 1)
 
     def param_groups(self, lr: float) -> list[dict]:
         return [{"params": list(self.model.parameters()), "lr": lr}]
 
-    def batch(self) -> tuple[torch.Tensor, torch.Tensor]:
-        if self.batch_size >= self.n_pixels:
-            return self.coords, self.values
-        idx = torch.randint(0, self.n_pixels, (self.batch_size,), generator=self.generator, device=self.device)
-        return self.coords[idx], self.values[idx]
-
     def loss(self, step: int) -> tuple[torch.Tensor, dict]:
-        x, y = self.batch()
+        x, y = self.sampler()
         mse = torch.mean((self.model(x) - y) ** 2)
         return mse, {"psnr": -10.0 * torch.log10(mse.detach())}
 
