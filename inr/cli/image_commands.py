@@ -183,7 +183,7 @@ def render_image_command(args) -> int:
     return 0
 
 
-def evaluate_run(run: RunDir, config: dict, device: str = "auto") -> dict:
+def evaluate_run(run: RunDir, config: dict, args) -> dict:
     """PSNR and SSIM of the run's field against its target at the fitted resolution."""
     from inr.signals.image import render_image
     from inr.signals.metrics import psnr, ssim
@@ -191,7 +191,7 @@ def evaluate_run(run: RunDir, config: dict, device: str = "auto") -> dict:
     from scenes import resolve_image
 
     target = resolve_image(config["data"]["source"], config["fit"].get("size"))
-    field = load(run.path, resolve_device(device))
+    field = load(run.path, resolve_device(args.device))
     pred = render_image(field, target.shape[0], target.shape[1]).cpu()
     if target.min() >= 0 and target.max() <= 1:
         pred = pred.clamp(0, 1)

@@ -9,6 +9,10 @@ from inr.errors import InputError
 
 from . import image_commands
 
+# One module per signal kind. Each provides add_fit_parser(kinds), add_render_parser(kinds) and
+# evaluate_run(run, config, args) -> dict; optionally add_export_parser(kinds).
+KINDS = {"image": image_commands}
+
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="inr", description=__doc__)
@@ -17,15 +21,23 @@ def build_parser() -> argparse.ArgumentParser:
 
     fit = commands.add_parser("fit", help="fit a field to a signal; writes a run directory")
     fit_kinds = fit.add_subparsers(dest="signal", metavar="SIGNAL", required=True)
-    image_commands.add_fit_parser(fit_kinds)
-
     render = commands.add_parser("render", help="render a fitted run to a file")
     render_kinds = render.add_subparsers(dest="signal", metavar="SIGNAL", required=True)
-    image_commands.add_render_parser(render_kinds)
+    exporters = [m for m in KINDS.values() if hasattr(m, "add_export_parser")]
+    if exporters:
+        export = commands.add_parser("export", help="export a fitted run to another format (a mesh, ...)")
+        export_kinds = export.add_subparsers(dest="what", metavar="WHAT", required=True)
+        for module in exporters:
+            module.add_export_parser(export_kinds)
+    for module in KINDS.values():
+        module.add_fit_parser(fit_kinds)
+        module.add_render_parser(render_kinds)
 
     ev = commands.add_parser("eval", help="evaluate a run against its target; prints one JSON object")
     ev.add_argument("run", metavar="RUN", help="run directory")
     ev.add_argument("--device", default="auto", help="where to evaluate (auto: cuda if available)")
+    ev.add_argument("--split", default="test", choices=("test", "val", "train"),
+                    help="radiance fields: which dataset split to evaluate (falls back to val without a test split)")
     ev.set_defaults(handler=eval_command)
 
     info = commands.add_parser("info", help="describe a run directory; prints one JSON object")
@@ -40,26 +52,27 @@ def _version() -> str:
     return f"inr {__version__}"
 
 
-def _run_kind(run_dir: str) -> tuple[object, dict]:
+def _run_kind(run_dir: str):
+    """The run, its config and the command module of its kind."""
     from inr.train import RunDir
 
     run = RunDir.open(run_dir)
     config = run.read_config()
-    if config.get("kind") != "image":
-        raise InputError(f"{run_dir}: unknown run kind {config.get('kind')!r}")
-    return run, config
+    if config.get("kind") not in KINDS:
+        raise InputError(f"{run_dir}: unknown run kind {config.get('kind')!r}; expected one of {', '.join(KINDS)}")
+    return run, config, KINDS[config["kind"]]
 
 
 def eval_command(args) -> int:
-    run, config = _run_kind(args.run)
-    print(json.dumps(image_commands.evaluate_run(run, config, args.device)))
+    run, config, module = _run_kind(args.run)
+    print(json.dumps(module.evaluate_run(run, config, args)))
     return 0
 
 
 def info_command(args) -> int:
     from inr.train import load
 
-    run, config = _run_kind(args.run)
+    run, config, _ = _run_kind(args.run)
     field = load(run.path)
     rows = list(run.metrics())
     final = next((r for r in reversed(rows) if r.get("final")), None)

@@ -10,15 +10,24 @@ from .fourier import FourierConfig, FourierField
 from .hash import HashField, HashFieldConfig
 from .siren import SirenConfig, SirenField
 
+# General-purpose fields, usable for any signal (the choices of `inr fit image --field`).
 FIELDS = {"siren": (SirenField, SirenConfig), "fourier": (FourierField, FourierConfig),
           "hash": (HashField, HashFieldConfig)}
+# Every kind `build_field` can rebuild from a run's config: FIELDS plus signal-specific fields
+# (a NeRF's density + colour field, ...) that their modules add with `register_field`.
+REGISTRY = dict(FIELDS)
+
+
+def register_field(kind: str, field_cls: type, config_cls: type) -> None:
+    """Make `build_field(kind, ...)` (and so `inr.load`) know a signal-specific field."""
+    REGISTRY[kind] = (field_cls, config_cls)
 
 
 def field_config(kind: str, values: dict | None = None):
     """The typed config of field `kind`, with `values` (plain JSON) applied; unknown keys raise."""
-    if kind not in FIELDS:
-        raise ValueError(f"unknown field {kind!r}; expected one of {', '.join(FIELDS)}")
-    cls = FIELDS[kind][1]
+    if kind not in REGISTRY:
+        raise ValueError(f"unknown field {kind!r}; expected one of {', '.join(REGISTRY)}")
+    cls = REGISTRY[kind][1]
     values = dict(values or {})
     names = {f.name for f in dataclasses.fields(cls)}
     unknown = sorted(set(values) - names)
@@ -36,8 +45,8 @@ def build_field(kind: str, d_in: int, d_out: int, generator: torch.Generator | N
     'siren'
     """
     cfg = field_config(kind, options)  # validates the kind and the option names
-    return FIELDS[kind][0](d_in, d_out, cfg, generator=generator)
+    return REGISTRY[kind][0](d_in, d_out, cfg, generator=generator)
 
 
-__all__ = ["FIELDS", "Field", "FourierConfig", "FourierField", "HashField", "HashFieldConfig",
-           "SirenConfig", "SirenField", "build_field", "field_config"]
+__all__ = ["FIELDS", "REGISTRY", "Field", "FourierConfig", "FourierField", "HashField", "HashFieldConfig",
+           "SirenConfig", "SirenField", "build_field", "field_config", "register_field"]
