@@ -1,6 +1,11 @@
-"""Built-in scenes by name, needing no download (see scenes.images for the image scenes)."""
+"""Built-in scenes by name, needing no download (see scenes.images for the image scenes and
+scenes.multiview for the procedural multi-view scenes of radiance fields)."""
 from .images import (DEFAULT_IMAGE_SCENE, IMAGE_SCENES, checkerboard_zoneplate, list_scenes,
                      load_image_scene, resolve_image)
+from .multiview import (DEFAULT_MULTIVIEW_SCENE, MULTIVIEW_SCENES, describe_scene, generate_scene,
+                        list_multiview_scenes, multiview_scene)
 
 __all__ = ["DEFAULT_IMAGE_SCENE", "IMAGE_SCENES", "checkerboard_zoneplate", "list_scenes",
-           "load_image_scene", "resolve_image"]
+           "load_image_scene", "resolve_image",
+           "DEFAULT_MULTIVIEW_SCENE", "MULTIVIEW_SCENES", "describe_scene", "generate_scene",
+           "list_multiview_scenes", "multiview_scene"]
