@@ -8,6 +8,7 @@ import torch
 from .base import Field
 from .fourier import FourierConfig, FourierField
 from .hash import HashField, HashFieldConfig
+from .nerf import NerfField, NerfFieldConfig
 from .siren import SirenConfig, SirenField
 
 # General-purpose fields, usable for any signal (the choices of `inr fit image --field`).
@@ -15,7 +16,7 @@ FIELDS = {"siren": (SirenField, SirenConfig), "fourier": (FourierField, FourierC
           "hash": (HashField, HashFieldConfig)}
 # Every kind `build_field` can rebuild from a run's config: FIELDS plus signal-specific fields
 # (a NeRF's density + colour field, ...) that their modules add with `register_field`.
-REGISTRY = dict(FIELDS)
+REGISTRY = {**FIELDS, "nerf": (NerfField, NerfFieldConfig)}
 
 
 def register_field(kind: str, field_cls: type, config_cls: type) -> None:
@@ -48,5 +49,5 @@ def build_field(kind: str, d_in: int, d_out: int, generator: torch.Generator | N
     return REGISTRY[kind][0](d_in, d_out, cfg, generator=generator)
 
 
-__all__ = ["FIELDS", "REGISTRY", "Field", "FourierConfig", "FourierField", "HashField", "HashFieldConfig",
+__all__ = ["FIELDS", "REGISTRY", "Field", "FourierConfig", "FourierField", "HashField", "HashFieldConfig", "NerfField", "NerfFieldConfig",
            "SirenConfig", "SirenField", "build_field", "field_config", "register_field"]

@@ -1,0 +1,188 @@
+"""Fitting a radiance field to posed images: the task the training loop optimises (instant-ngp's
+recipe: occupancy-grid marching, a ray batch sized to a sample budget, random backgrounds)."""
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from dataclasses import field as dc_field
+
+import torch
+
+from inr.fields.nerf import NerfField, NerfFieldConfig
+from inr.render.occupancy import OccupancyGrid
+from inr.render.radiance import MarchConfig, RadianceRenderer
+from inr.signals.metrics import psnr, ssim
+from inr.signals.radiance import BACKGROUNDS, RadianceData, RaySampler, background_color
+
+from .loop import TrainConfig
+
+LOSSES = ("mse", "huber")
+
+# instant-ngp's optimiser (Adam, lr 1e-2, betas 0.9/0.99, eps 1e-15) with decay; `batch_size` is the
+# number of samples per step (rays are added or dropped each step to meet it). Measured on 2 cores:
+# see benchmarks/nerf_fit.py.
+NERF_TRAIN_DEFAULTS = {"steps": 3000, "lr": 1e-2, "batch_size": 1 << 16, "beta2": 0.99, "eps": 1e-15,
+                       "schedule": "exp"}
+
+
+@dataclass
+class OccupancyConfig:
+    """instant-ngp's occupancy grid: `resolution`^3 cells per cascade, refreshed every
+    `update_every` steps (every step during the first `warmup` steps, a 1/update_every share of the
+    cells each time) with max(decay * old, new)."""
+
+    resolution: int = 128
+    update_every: int = 16
+    warmup: int = 256
+    decay: float = 0.95
+    threshold: float = 0.01
+
+
+@dataclass
+class NerfFitConfig:
+    """Everything `inr fit nerf` needs; config.json stores its resolved form."""
+
+    target: str = "blocks"
+    downscale: int = 1
+    background: str = "random"  # training background: white, black or random (learns transparency)
+    eval_background: str = "white"
+    loss: str = "mse"
+    eval_views: int = 10  # validation views rendered at each evaluation (spread over the split)
+    field: NerfFieldConfig = dc_field(default_factory=NerfFieldConfig)
+    march: MarchConfig = dc_field(default_factory=MarchConfig)
+    occupancy: OccupancyConfig = dc_field(default_factory=OccupancyConfig)
+    train: TrainConfig = dc_field(default_factory=TrainConfig)
+
+    def resolved_train(self) -> TrainConfig:
+        t = dataclasses.replace(self.train)
+        for k, v in NERF_TRAIN_DEFAULTS.items():
+            if getattr(t, k) is None:
+                setattr(t, k, v)
+        return t
+
+    def check(self) -> None:
+        """Raise ValueError for settings that cannot work."""
+        if self.background not in BACKGROUNDS or self.eval_background not in ("white", "black"):
+            raise ValueError(f"background must be one of {BACKGROUNDS} (eval_background white or black)")
+        if self.loss not in LOSSES:
+            raise ValueError(f"loss must be one of {LOSSES}, got {self.loss!r}")
+        if self.downscale < 1 or self.eval_views < 1:
+            raise ValueError("downscale and eval_views must be >= 1")
+        if self.march.steps_per_diagonal < 1 or (self.march.step_size is not None and self.march.step_size <= 0):
+            raise ValueError("march.steps_per_diagonal must be >= 1 and march.step_size > 0")
+        if self.occupancy.resolution < 1 or self.occupancy.update_every < 1:
+            raise ValueError("occupancy.resolution and occupancy.update_every must be >= 1")
+
+
+def build_renderer(field: NerfField, aabb: torch.Tensor, aabb_scale: float, cfg: NerfFitConfig) -> RadianceRenderer:
+    occ = cfg.occupancy
+    grid = OccupancyGrid(aabb, occ.resolution, OccupancyGrid.cascades_for(aabb_scale), occ.decay, occ.threshold)
+    march_cfg = dataclasses.replace(cfg.march)
+    if aabb_scale > 1 and march_cfg.cone_angle == 0:
+        march_cfg.cone_angle = 1 / 256  # unbounded scenes: instant-ngp's cone stepping
+    return RadianceRenderer(field, grid.to(aabb.device), march_cfg)
+
+
+class NerfTask:
+    """Volume-render random training rays and regress their colours."""
+
+    def __init__(self, data: RadianceData, val: RadianceData | None, model: NerfField, cfg: NerfFitConfig,
+                 batch_samples: int, device: torch.device, seed: int = 0):
+        self.cfg = cfg
+        self.device = device
+        self.model = model.to(device)
+        self.renderer = build_renderer(self.model, data.aabb.to(device), data.aabb_scale, cfg)
+        self.grid = self.renderer.grid
+        self.generator = torch.Generator(device=device).manual_seed(seed)
+        self.sampler = RaySampler(data, device, self.generator)
+        self.val = val
+        self.batch_samples = batch_samples
+        self.n_rays = 1024  # adapted every step so that the samples meet batch_samples
+        self.eval_bg = background_color(cfg.eval_background, device)
+
+    def param_groups(self, lr: float) -> list[dict]:
+        return [{"params": list(self.model.parameters()), "lr": lr}]
+
+    def update_grid(self, step: int) -> None:
+        occ = self.cfg.occupancy
+        warm = step < occ.warmup
+        if warm or step % occ.update_every == 0:
+            # During warmup each step refreshes a random 1/update_every of the cells (the same work
+            # as all cells every update_every steps); afterwards, instant-ngp's quarter uniformly
+            # plus a quarter of the occupied cells.
+            share = 1.0 / occ.update_every if warm else 0.25
+            self.grid.update(self.model.density, step, self.renderer.step_size, fraction=share,
+                             occupied_fraction=0.0 if warm else 0.25)
+
+    def loss(self, step: int) -> tuple[torch.Tensor, dict]:
+        self.update_grid(step)
+        origins, dirs, rgba = self.sampler.sample(self.n_rays)
+        g = self.generator
+        jitter = torch.rand(self.n_rays, device=self.device, generator=g)
+        if self.cfg.background == "random":
+            bg = torch.rand(self.n_rays, 3, device=self.device, generator=g)
+        else:
+            bg = background_color(self.cfg.background, self.device)
+        out = self.renderer.render(origins, dirs, bg, jitter)
+        target = rgba[:, :3] * rgba[:, 3:] + bg * (1 - rgba[:, 3:])
+        err = out["rgb"] - target
+        mse = (err ** 2).mean()
+        loss = mse if self.cfg.loss == "mse" else torch.nn.functional.huber_loss(out["rgb"], target, delta=0.1)
+        if not loss.requires_grad:  # no sample hit occupied space this step: a zero step, not a crash
+            loss = loss + 0.0 * self.model.density_net.layers[0].weight.view(-1)[0]
+        n = max(out["n_samples"], 1)
+        self.n_rays = int(min(max(self.n_rays * self.batch_samples / n, 64), 1 << 16))
+        return loss, {"psnr": -10.0 * torch.log10(mse.detach()), "samples_per_ray": n / origins.shape[0],
+                      "rays": origins.shape[0]}
+
+    def eval_indices(self) -> list[int]:
+        n = len(self.val) if self.val is not None else 0
+        k = min(n, self.cfg.eval_views)
+        return sorted({round(i * (n - 1) / max(k - 1, 1)) for i in range(k)}) if k else []
+
+    def evaluate(self) -> dict:
+        if self.val is None:
+            return {}
+        return evaluate_views(self.renderer, self.val, self.eval_indices(), self.eval_bg, self.device)
+
+    def state(self) -> dict:
+        return {"generator": self.generator.get_state(), "n_rays": torch.tensor(self.n_rays),
+                "grid_density": self.grid.density.clone()}
+
+    def load_state(self, state: dict) -> None:
+        self.generator.set_state(state["generator"])
+        self.n_rays = int(state["n_rays"])
+        self.grid.density.copy_(state["grid_density"])
+        self.grid.refresh()
+
+    def write_preview(self, path) -> None:
+        from inr.signals.image import save_image
+
+        data = self.val if self.val is not None else self.sampler.data
+        cams = data.cameras.to(self.device)
+        save_image(path, self.renderer.render_view(cams, 0, self.eval_bg)["rgb"].cpu())
+
+
+def evaluate_views(renderer: RadianceRenderer, data: RadianceData, indices: list[int], background: torch.Tensor,
+                   device: torch.device) -> dict:
+    """PSNR and SSIM of rendered views against the dataset's, per view and their means."""
+    cams = data.cameras.to(device)
+    views = []
+    for i in indices:
+        out = renderer.render_view(cams, i, background)
+        target = data.view(i, background.cpu())
+        pred = out["rgb"].cpu()
+        views.append({"view": i, "name": data.names[i], "psnr": float(psnr(pred, target)),
+                      "ssim": float(ssim(pred, target)), "samples_per_ray": round(out["samples_per_ray"], 2)})
+    mean = lambda k: sum(v[k] for v in views) / max(len(views), 1)  # noqa: E731
+    return {"psnr": mean("psnr"), "ssim": mean("ssim"), "samples_per_ray": mean("samples_per_ray"), "views": views}
+
+
+def build_nerf_task(data: RadianceData, val: RadianceData | None, cfg: NerfFitConfig, train: TrainConfig,
+                    device: torch.device) -> NerfTask:
+    torch.manual_seed(train.seed)
+    gen = torch.Generator().manual_seed(train.seed)
+    grid_aabb = OccupancyGrid(data.aabb, 1, OccupancyGrid.cascades_for(data.aabb_scale)).outer_aabb
+    cfg.field.aabb = tuple(float(v) for v in grid_aabb)  # the encoding covers every cascade
+    model = NerfField(3, 4, cfg.field, generator=gen)
+    return NerfTask(data, val, model, cfg, train.batch_size, device, seed=train.seed)
