@@ -4,25 +4,28 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
-import re
-import shutil
-import sys
 from pathlib import Path
 
-
+from inr.backends import BACKENDS, set_backend
 from inr.errors import InputError
 from inr.fields import FIELDS
 from inr.train.image import ImageFitConfig, build_image_task
-from inr.backends import BACKENDS, set_backend
-from inr.train.loop import SCHEDULES, TrainConfig, resolve_device, train
-from inr.train.rundir import FORMAT, RunDir
+from inr.train.loop import resolve_device
+from inr.train.rundir import RunDir
 
-from .options import add_dataclass_options, build_dataclass, deep_merge, parsed_overrides, read_config_file
+from .fitting import (
+    add_run_options,
+    announce,
+    default_out,
+    fit_config,
+    new_run,
+    resumed_config,
+    train_run,
+)
+from .options import add_dataclass_options
 
 TOP_LEVEL = ("target", "size", "field")  # ImageFitConfig fields given as plain options
 FLAG_ALIASES = {"train.batch_size": "--batch-size", "train.max_seconds": "--max-seconds"}
-# What may change when a run resumes: how long it trains and how often it reports.
-RESUMABLE = {"steps", "max_seconds", "eval_every", "log_every", "checkpoint_every", "device", "backend"}
 
 
 def add_fit_parser(kinds) -> None:
@@ -33,11 +36,7 @@ def add_fit_parser(kinds) -> None:
     p.add_argument("--field", choices=list(FIELDS), default=argparse.SUPPRESS, help="field kind (default: hash)")
     p.add_argument("--size", type=int, dest="size", default=argparse.SUPPRESS, metavar="PIXELS",
                    help="downscale the target so its longer side is PIXELS (default: as is)")
-    p.add_argument("--out", "-o", default=None, help="run directory (default: runs/<target>-<field>)")
-    p.add_argument("--resume", action="store_true", help="continue the run in --out from its last checkpoint")
-    p.add_argument("--config", default=None, metavar="FILE.json",
-                   help="JSON config: the keys of a run's config.json 'fit' block, or a run's config.json itself")
-    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    add_run_options(p, "runs/<target>-<field>")
     defaults = ImageFitConfig()
     add_dataclass_options(p, defaults.train, "train.", "", FLAG_ALIASES)
     for kind in FIELDS:
@@ -61,67 +60,17 @@ def add_render_parser(kinds) -> None:
 
 
 def _fit_config(args) -> ImageFitConfig:
-    values = read_config_file(args.config) if args.config else {}
-    if values.get("format") == FORMAT:  # a run's config.json: refit with its settings
-        values = values.get("fit") or {}
-    values = deep_merge(values, parsed_overrides(args, TOP_LEVEL))
-    cfg = build_dataclass(ImageFitConfig, values)
-    if Path(cfg.target).exists():  # a file: store where it is, so eval and resume work from anywhere
-        cfg.target = str(Path(cfg.target).resolve())
+    cfg = fit_config(args, ImageFitConfig, TOP_LEVEL)
     if cfg.field not in FIELDS:
         raise InputError(f"unknown field {cfg.field!r}; expected one of {', '.join(FIELDS)}")
-    _check_train(cfg.train)
     return cfg
-
-
-def _check_train(t: TrainConfig) -> None:
-    """Reject train settings the loop would only trip over later."""
-    if t.backend not in BACKENDS:
-        raise InputError(f"unknown backend {t.backend!r}; expected one of {', '.join(BACKENDS)}")
-    if t.schedule is not None and t.schedule not in SCHEDULES:
-        raise InputError(f"unknown schedule {t.schedule!r}; expected one of {', '.join(SCHEDULES)}")
-    for name in ("steps", "batch_size"):
-        if getattr(t, name) is not None and getattr(t, name) < 1:
-            raise InputError(f"train.{name} must be >= 1, got {getattr(t, name)}")
-    for name in ("lr", "max_seconds"):
-        if getattr(t, name) is not None and getattr(t, name) <= 0:
-            raise InputError(f"train.{name} must be > 0, got {getattr(t, name)}")
-
-
-def _default_out(target: str, field: str) -> Path:
-    stem = re.sub(r"[^A-Za-z0-9_.-]+", "_", Path(target).stem) or "image"
-    base = Path("runs") / f"{stem}-{field}"
-    out, i = base, 2
-    while out.exists():
-        out, i = base.with_name(f"{base.name}-{i}"), i + 1
-    return out
-
-
-def _resumed_config(args) -> tuple[RunDir, ImageFitConfig]:
-    if not args.out:
-        raise InputError("--resume needs --out RUN (the run directory to continue)")
-    run = RunDir.open(args.out)
-    saved = run.read_config()
-    if saved.get("kind") != "image":
-        raise InputError(f"{args.out}: not an image run (kind {saved.get('kind')!r})")
-    if not isinstance(saved.get("fit"), dict):
-        raise InputError(f"{args.out}: config.json has no \"fit\" settings to resume from")
-    cfg = build_dataclass(ImageFitConfig, saved["fit"])
-    overrides = parsed_overrides(args, TOP_LEVEL)
-    changed = {k for k in overrides if k != "train"} | {f"train.{k}" for k in overrides.get("train", {}) if k not in RESUMABLE}
-    if changed or args.config:
-        raise InputError(f"{args.out}: cannot change {', '.join(sorted(changed)) or '--config'} when resuming "
-                         f"(only {', '.join(sorted(RESUMABLE))})")
-    cfg.train = dataclasses.replace(cfg.train, **overrides.get("train", {}))
-    _check_train(cfg.train)
-    return run, cfg
 
 
 def fit_image_command(args) -> int:
     from scenes import resolve_image
 
     if args.resume:
-        run, cfg = _resumed_config(args)
+        run, cfg = resumed_config(args, "image", ImageFitConfig, TOP_LEVEL)
     else:
         cfg = _fit_config(args)
         run = None
@@ -135,28 +84,19 @@ def fit_image_command(args) -> int:
 
     created = None
     if run is None:
-        out = Path(args.out) if args.out else _default_out(cfg.target, cfg.field)
-        if RunDir.is_run(out):
-            raise InputError(f"{out}: run directory exists; add --resume to continue it or choose another --out")
-        created = not out.exists()
         cfg.train = train_cfg
         h, w, c = image.shape
-        run = RunDir.create(out, {
+        run, created = new_run(args, default_out(cfg.target, cfg.field), {
             "kind": "image", "fit": dataclasses.asdict(cfg), "field": task.model.config(),
             "data": {"source": cfg.target, "height": h, "width": w, "channels": c},
         })
-    print(f"inr: fitting {cfg.target} with a {cfg.field} field "
-          f"({sum(p.numel() for p in task.model.parameters()):,} parameters) -> {run.path}", file=sys.stderr)
-    try:
-        result = train(task, run, train_cfg, resume=args.resume, quiet=args.quiet)
-    except BaseException:
-        if created and not run.checkpoint_paths():  # nothing worth resuming: leave no half-run behind
-            shutil.rmtree(run.path, ignore_errors=True)
-        raise
-    run.save_model(task.model)
-    task.write_preview(run.path / "preview.png")
-    print(json.dumps({"run": str(run.path), "field": cfg.field, **result}))
-    return 0
+    announce(f"{cfg.target} with a {cfg.field} field", task.model, run)
+
+    def finish() -> dict:
+        task.write_preview(run.path / "preview.png")
+        return {"field": cfg.field}
+
+    return train_run(task, run, train_cfg, args, created, finish)
 
 
 def render_image_command(args) -> int:

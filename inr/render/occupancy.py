@@ -9,7 +9,7 @@ evaluated count as occupied, so nothing is skipped before the field has been ask
 from __future__ import annotations
 
 import math
-from typing import Callable
+from collections.abc import Callable
 
 import torch
 from torch import nn
@@ -117,7 +117,7 @@ def step_schedule(t_max: float, step_size: float, cone_angle: float = 0.0, max_s
     with `cone_angle` > 0 instant-ngp's cone stepping dt = clamp(t * cone_angle, step_size, max_step)
     (steps grow with distance, for large scenes). Each ray uses the part of it inside its [near, far]."""
     if cone_angle <= 0:
-        n = int(math.ceil(t_max / step_size)) + 1
+        n = math.ceil(t_max / step_size) + 1
         return torch.arange(n + 1, device=device, dtype=torch.float32) * step_size
     max_step = max_step or 1e10
     ts, t = [0.0], 0.0

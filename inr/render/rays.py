@@ -34,16 +34,16 @@ class Cameras:
     def __len__(self) -> int:
         return self.c2w.shape[0]
 
-    def to(self, device) -> "Cameras":
-        move = lambda t: t.to(device)  # noqa: E731
+    def to(self, device) -> Cameras:
+        move = lambda t: t.to(device)
         return Cameras(move(self.c2w), move(self.fx), move(self.fy), move(self.cx), move(self.cy),
                        self.width, self.height)
 
-    def subset(self, index) -> "Cameras":
+    def subset(self, index) -> Cameras:
         return Cameras(self.c2w[index], self.fx[index], self.fy[index], self.cx[index], self.cy[index],
                        self.width, self.height)
 
-    def scaled(self, factor: float) -> "Cameras":
+    def scaled(self, factor: float) -> Cameras:
         """The same cameras at `factor` times the resolution (intrinsics scale with it)."""
         return Cameras(self.c2w, self.fx * factor, self.fy * factor, self.cx * factor, self.cy * factor,
                        max(1, round(self.width * factor)), max(1, round(self.height * factor)))
@@ -87,19 +87,25 @@ def ray_aabb(origins: torch.Tensor, dirs: torch.Tensor, aabb: torch.Tensor,
 
 
 def orbit_poses(n: int, radius: float, elevation_deg: float = 30.0, center=(0.0, 0.0, 0.0),
-                up: str = "z") -> torch.Tensor:
-    """n camera-to-world matrices on a circle around `center`, looking at it (OpenGL convention),
-    with world `up` along +z (Blender) or +y."""
+                up=(0.0, 0.0, 1.0)) -> torch.Tensor:
+    """n camera-to-world matrices [n, 4, 4] evenly spaced on a circle around `center` at
+    `elevation_deg` above the plane normal to `up` (+z: Blender), looking at the centre.
+
+    >>> orbit_poses(4, 2.0, 0.0)[0, :3, 3]
+    tensor([2., 0., 0.])
+    """
+    up_t = torch.as_tensor(up, dtype=torch.float64)
+    up_t = up_t / up_t.norm()
+    # Two unit vectors spanning the plane normal to up.
+    helper = torch.tensor([1.0, 0.0, 0.0] if abs(float(up_t[0])) < 0.9 else [0.0, 1.0, 0.0], dtype=torch.float64)
+    a = helper - (helper @ up_t) * up_t
+    a = a / a.norm()
+    b = torch.linalg.cross(up_t, a)
     angles = torch.arange(n, dtype=torch.float64) * (2 * torch.pi / n)
-    elev = torch.deg2rad(torch.tensor(elevation_deg, dtype=torch.float64))
-    ring = torch.stack([torch.cos(angles) * torch.cos(elev), torch.sin(angles) * torch.cos(elev),
-                        torch.sin(elev).expand(n)], -1)
-    world_up = torch.tensor([0.0, 0.0, 1.0], dtype=torch.float64)
-    if up == "y":  # rotate the z-up ring so it circles the y axis
-        ring = ring[:, [0, 2, 1]] * torch.tensor([1.0, 1.0, -1.0], dtype=torch.float64)
-        world_up = torch.tensor([0.0, 1.0, 0.0], dtype=torch.float64)
-    center_t = torch.tensor(center, dtype=torch.float64)
-    return look_at(center_t + radius * ring, center_t, world_up).float()
+    elev = torch.deg2rad(torch.tensor(float(elevation_deg), dtype=torch.float64))
+    ring = (torch.cos(angles)[:, None] * a + torch.sin(angles)[:, None] * b) * torch.cos(elev) + torch.sin(elev) * up_t
+    center_t = torch.as_tensor(center, dtype=torch.float64)
+    return look_at(center_t + radius * ring, center_t, up_t).float()
 
 
 def look_at(eye: torch.Tensor, target: torch.Tensor, up: torch.Tensor) -> torch.Tensor:

@@ -27,7 +27,7 @@ def transmittance(sigmas: torch.Tensor, t_starts: torch.Tensor, t_ends: torch.Te
     before = torch.cumsum(tau.double(), 0) - tau.double()
     first = ray_starts(ray_indices, n_rays)[:-1]
     base = before[first.clamp_max(max(before.numel() - 1, 0))] if before.numel() else before
-    excl = (before - base[ray_indices]).float()
+    excl = (before - base[ray_indices]).to(tau.dtype)
     return torch.exp(-excl), 1.0 - torch.exp(-tau)
 
 

@@ -269,7 +269,7 @@ def _assemble(images, poses, intr, names, aabb, aabb_scale, source, downscale) -
 
 
 def _downscale(images: torch.Tensor, cams: Cameras, factor: int) -> tuple[torch.Tensor, Cameras]:
-    n, h, w, _ = images.shape
+    h, w = images.shape[1:3]
     new_h, new_w = max(1, h // factor), max(1, w // factor)
     was8 = images.dtype == torch.uint8
     out = torch.stack([downscale_image(im.float() / (255 if was8 else 1), (new_h, new_w)) for im in images])
@@ -289,7 +289,7 @@ def _load_npz(path: Path, split: str, downscale: int) -> RadianceData:
     if images.ndim != 4 or images.shape[-1] not in (3, 4) or len(images) != len(poses) or len(images) == 0:
         raise InputError(f"{path}: images must be [N, H, W, 3|4] with one pose each, got {images.shape}, {poses.shape}")
     index = _holdout(len(images), split)
-    n, h, w = images.shape[:3]
+    h, w = images.shape[1:3]
     imgs = torch.from_numpy(np.ascontiguousarray(images[index]))
     imgs = imgs if imgs.dtype == torch.uint8 else imgs.float()
     pose_list = [_check_pose(poses[i].tolist(), f"{path}: frame {i}") for i in index]

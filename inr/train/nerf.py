@@ -8,13 +8,16 @@ from dataclasses import field as dc_field
 
 import torch
 
+from inr.errors import InputError
 from inr.fields.nerf import NerfField, NerfFieldConfig
 from inr.render.occupancy import OccupancyGrid
 from inr.render.radiance import MarchConfig, RadianceRenderer
 from inr.signals.metrics import psnr, ssim
 from inr.signals.radiance import BACKGROUNDS, RadianceData, RaySampler, background_color
 
+from .load import load
 from .loop import TrainConfig
+from .rundir import load_tensors, save_tensors
 
 LOSSES = ("mse", "huber")
 
@@ -174,7 +177,7 @@ def evaluate_views(renderer: RadianceRenderer, data: RadianceData, indices: list
         pred = out["rgb"].cpu()
         views.append({"view": i, "name": data.names[i], "psnr": float(psnr(pred, target)),
                       "ssim": float(ssim(pred, target)), "samples_per_ray": round(out["samples_per_ray"], 2)})
-    mean = lambda k: sum(v[k] for v in views) / max(len(views), 1)  # noqa: E731
+    mean = lambda k: sum(v[k] for v in views) / max(len(views), 1)
     return {"psnr": mean("psnr"), "ssim": mean("ssim"), "samples_per_ray": mean("samples_per_ray"), "views": views}
 
 
@@ -186,3 +189,29 @@ def build_nerf_task(data: RadianceData, val: RadianceData | None, cfg: NerfFitCo
     cfg.field.aabb = tuple(float(v) for v in grid_aabb)  # the encoding covers every cascade
     model = NerfField(3, 4, cfg.field, generator=gen)
     return NerfTask(data, val, model, cfg, train.batch_size, device, seed=train.seed)
+
+
+GRID_FILE = "occupancy.safetensors"
+
+
+def save_grid(run, grid: OccupancyGrid) -> None:
+    """Store the occupancy grid beside the model: rendering marches through it."""
+    save_tensors(run.path / GRID_FILE, {"density": grid.density.cpu().contiguous()})
+
+
+def load_renderer(run, cfg: NerfFitConfig, device: torch.device) -> RadianceRenderer:
+    """The fitted field and its occupancy grid, ready to render, from a nerf run directory whose
+    "fit" settings are `cfg`."""
+    data = run.read_config()["data"]
+    field = load(run.path, device)
+    renderer = build_renderer(field, torch.tensor(data["aabb"], device=device), data["aabb_scale"], cfg)
+    path = run.path / GRID_FILE
+    if not path.is_file():
+        raise InputError(f"{path}: missing (the run did not finish; --resume it)")
+    density = load_tensors(path)[0]["density"]
+    if density.shape != renderer.grid.density.shape:
+        raise InputError(f"{path}: grid of shape {tuple(density.shape)}, the config implies {tuple(renderer.grid.density.shape)}")
+    renderer.grid.density.copy_(density)
+    renderer.grid.refresh()
+    return renderer
+

@@ -1,0 +1,119 @@
+"""What every `inr fit <signal>` shares: config resolution (defaults < --config < flags), resume
+rules, the run directory's creation, and training that leaves nothing half-written."""
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import re
+import shutil
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+from inr.backends import BACKENDS
+from inr.errors import InputError
+from inr.train.loop import SCHEDULES, TrainConfig, train
+from inr.train.rundir import FORMAT, RunDir
+
+from .options import build_dataclass, deep_merge, parsed_overrides, read_config_file
+
+# What may change when a run resumes: how long it trains and how often it reports.
+RESUMABLE = {"steps", "max_seconds", "eval_every", "log_every", "checkpoint_every", "device", "backend"}
+
+
+def add_run_options(p: argparse.ArgumentParser, default_out: str) -> None:
+    """--out, --resume, --config and --quiet, as every fit command has them."""
+    p.add_argument("--out", "-o", default=None, help=f"run directory (default: {default_out})")
+    p.add_argument("--resume", action="store_true", help="continue the run in --out from its last checkpoint")
+    p.add_argument("--config", default=None, metavar="FILE.json",
+                   help="JSON config: the keys of a run's config.json 'fit' block, or a run's config.json itself")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+
+
+def check_train(t: TrainConfig) -> None:
+    """Reject train settings the loop would only trip over later."""
+    if t.backend not in BACKENDS:
+        raise InputError(f"unknown backend {t.backend!r}; expected one of {', '.join(BACKENDS)}")
+    if t.schedule is not None and t.schedule not in SCHEDULES:
+        raise InputError(f"unknown schedule {t.schedule!r}; expected one of {', '.join(SCHEDULES)}")
+    for name in ("steps", "batch_size"):
+        if getattr(t, name) is not None and getattr(t, name) < 1:
+            raise InputError(f"train.{name} must be >= 1, got {getattr(t, name)}")
+    for name in ("lr", "max_seconds"):
+        if getattr(t, name) is not None and getattr(t, name) <= 0:
+            raise InputError(f"train.{name} must be > 0, got {getattr(t, name)}")
+
+
+def fit_config(args, cls, top_level: tuple[str, ...]):
+    """The fit config from the dataclass defaults, --config and the flags given."""
+    values = read_config_file(args.config) if args.config else {}
+    if values.get("format") == FORMAT:  # a run's config.json: refit with its settings
+        values = values.get("fit") or {}
+    values = deep_merge(values, parsed_overrides(args, top_level))
+    cfg = build_dataclass(cls, values)
+    if Path(cfg.target).exists():  # a file: store where it is, so eval and resume work from anywhere
+        cfg.target = str(Path(cfg.target).resolve())
+    check_train(cfg.train)
+    return cfg
+
+
+def default_out(target: str, suffix: str) -> Path:
+    """runs/<target stem>-<suffix>, numbered so an existing run is never reused."""
+    stem = re.sub(r"[^A-Za-z0-9_.-]+", "_", Path(target).stem) or "run"
+    base = Path("runs") / f"{stem}-{suffix}"
+    out, i = base, 2
+    while out.exists():
+        out, i = base.with_name(f"{base.name}-{i}"), i + 1
+    return out
+
+
+def resumed_config(args, kind: str, cls, top_level: tuple[str, ...]):
+    """(run, config) of the run in --out, with only the RESUMABLE train settings changed."""
+    if not args.out:
+        raise InputError("--resume needs --out RUN (the run directory to continue)")
+    run = RunDir.open(args.out)
+    saved = run.read_config()
+    if saved.get("kind") != kind:
+        raise InputError(f"{args.out}: not {'an' if kind[0] in 'aeiou' else 'a'} {kind} run (kind {saved.get('kind')!r})")
+    if not isinstance(saved.get("fit"), dict):
+        raise InputError(f"{args.out}: config.json has no \"fit\" settings to resume from")
+    cfg = build_dataclass(cls, saved["fit"])
+    overrides = parsed_overrides(args, top_level)
+    changed = {k for k in overrides if k != "train"} | {f"train.{k}" for k in overrides.get("train", {}) if k not in RESUMABLE}
+    if changed or args.config:
+        raise InputError(f"{args.out}: cannot change {', '.join(sorted(changed)) or '--config'} when resuming "
+                         f"(only {', '.join(sorted(RESUMABLE))})")
+    cfg.train = dataclasses.replace(cfg.train, **overrides.get("train", {}))
+    check_train(cfg.train)
+    return run, cfg
+
+
+def new_run(args, default: Path, config: dict) -> tuple[RunDir, bool]:
+    """Create the run directory (refusing an existing run); returns (run, whether the folder is new)."""
+    out = Path(args.out) if args.out else default
+    if RunDir.is_run(out):
+        raise InputError(f"{out}: run directory exists; add --resume to continue it or choose another --out")
+    created = not out.exists()
+    return RunDir.create(out, config), created
+
+
+def train_run(task, run: RunDir, train_cfg: TrainConfig, args, created: bool | None,
+              finish: Callable[[], dict]) -> int:
+    """Train, save the model and what `finish` writes; print the result as one JSON line. A failure
+    before the first checkpoint removes a run directory this command created."""
+    try:
+        result = train(task, run, train_cfg, resume=args.resume, quiet=args.quiet)
+        run.save_model(task.model)
+        extra = finish()
+    except BaseException:
+        if created and not run.checkpoint_paths():  # nothing worth resuming: leave no half-run behind
+            shutil.rmtree(run.path, ignore_errors=True)
+        raise
+    print(json.dumps({"run": str(run.path), **result, **extra}))
+    return 0
+
+
+def announce(what: str, model, run: RunDir) -> None:
+    n = sum(p.numel() for p in model.parameters())
+    print(f"inr: fitting {what} ({n:,} parameters) -> {run.path}", file=sys.stderr)
