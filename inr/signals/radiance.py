@@ -172,6 +172,8 @@ def _frame_intrinsics(meta: dict, frame: dict, w: int, h: int, where: str) -> tu
     def get(key):
         return frame.get(key, meta.get(key))
 
+    if all(get(k) is None for k in ("fl_x", "fl_y", "camera_angle_x", "camera_angle_y")):
+        raise InputError(f"{where}: no focal length (fl_x/fl_y or camera_angle_x/camera_angle_y)")
     try:
         fx = get("fl_x")
         fy = get("fl_y")
@@ -179,8 +181,6 @@ def _frame_intrinsics(meta: dict, frame: dict, w: int, h: int, where: str) -> tu
             fx = 0.5 * w / math.tan(0.5 * float(get("camera_angle_x")))
         if fy is None and get("camera_angle_y") is not None:
             fy = 0.5 * h / math.tan(0.5 * float(get("camera_angle_y")))
-        if fx is None and fy is None:
-            raise InputError(f"{where}: no focal length (fl_x/fl_y or camera_angle_x/camera_angle_y)")
         fx = float(fx if fx is not None else fy)
         fy = float(fy if fy is not None else fx)
         cx = float(get("cx")) if get("cx") is not None else 0.5 * w
