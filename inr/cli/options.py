@@ -129,9 +129,11 @@ def _coerce(value, tp, key):
     if value is None:
         return None
     if typing.get_origin(tp) is tuple:
-        if not isinstance(value, (list, tuple)) or not all(isinstance(v, int) and not isinstance(v, bool) for v in value):
-            raise InputError(f"config key {key!r} must be a list of integers, got {value!r}")
-        return tuple(value)
+        item = typing.get_args(tp)[0]
+        numbers = (int, float) if item is float else (int,)
+        if not isinstance(value, (list, tuple)) or not all(isinstance(v, numbers) and not isinstance(v, bool) for v in value):
+            raise InputError(f"config key {key!r} must be a list of {'numbers' if item is float else 'integers'}, got {value!r}")
+        return tuple(item(v) for v in value)
     if tp is float and isinstance(value, int) and not isinstance(value, bool):
         return float(value)
     expected = dict if typing.get_origin(tp) is dict else tp

@@ -112,6 +112,7 @@ def train(task: Task, run: RunDir, cfg: TrainConfig, resume: bool = False, quiet
         return p
 
     bar = tqdm(total=cfg.steps, initial=step, disable=quiet or None, file=sys.stderr, dynamic_ncols=True)
+    shown: dict[str, str] = {}
     task.model.train()
     try:
         while step < cfg.steps and not (cfg.max_seconds and elapsed >= cfg.max_seconds):
@@ -130,12 +131,16 @@ def train(task: Task, run: RunDir, cfg: TrainConfig, resume: bool = False, quiet
                 row = {"step": step, "time": round(elapsed, 4), "lr": opt.param_groups[0]["lr"], "loss": loss_value,
                        **{k: float(v) for k, v in logs.items()}}
                 run.append_metrics(row)
-                bar.set_postfix({k: f"{v:.4g}" for k, v in row.items() if k in ("loss", "psnr")}, refresh=False)
+                shown.update({k: f"{v:.4g}" for k, v in row.items() if k in ("loss", "psnr")})
+                bar.set_postfix(shown, refresh=False)
             else:
                 elapsed += time.perf_counter() - t0
             bar.update(1)
             if cfg.eval_every and step % cfg.eval_every == 0 and step < cfg.steps:
-                run.append_metrics({"step": step, "time": round(elapsed, 4), "eval": _evaluate(task)})
+                evaluation = _evaluate(task)
+                run.append_metrics({"step": step, "time": round(elapsed, 4), "eval": evaluation})
+                if "psnr" in evaluation:  # held-out PSNR beside the training batch's
+                    shown["val_psnr"] = f"{evaluation['psnr']:.4g}"
             if cfg.checkpoint_every and step % cfg.checkpoint_every == 0:
                 checkpoint()
     except KeyboardInterrupt:

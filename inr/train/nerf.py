@@ -101,6 +101,7 @@ class NerfTask:
         self.val = val
         self.batch_samples = batch_samples
         self.n_rays = 1024  # adapted every step so that the samples meet batch_samples
+        self.samples_seen = 0  # field evaluations trained on (for throughput figures)
         self.eval_bg = background_color(cfg.eval_background, device)
 
     def param_groups(self, lr: float) -> list[dict]:
@@ -134,6 +135,7 @@ class NerfTask:
         if not loss.requires_grad:  # no sample hit occupied space this step: a zero step, not a crash
             loss = loss + 0.0 * self.model.density_net.layers[0].weight.view(-1)[0]
         n = max(out["n_samples"], 1)
+        self.samples_seen += out["n_samples"]
         self.n_rays = int(min(max(self.n_rays * self.batch_samples / n, 64), 1 << 16))
         return loss, {"psnr": -10.0 * torch.log10(mse.detach()), "samples_per_ray": n / origins.shape[0],
                       "rays": origins.shape[0]}
