@@ -4,19 +4,18 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
-import os
 import sys
-import tempfile
 from pathlib import Path
 
 import numpy as np
 import torch
 
+from inr.atomic import atomic_write, atomic_write_bytes, atomic_write_text
 from inr.backends import BACKENDS, set_backend
 from inr.errors import InputError
 from inr.train.loop import resolve_device
 from inr.train.nerf import NerfFitConfig, build_nerf_task, evaluate_views, load_renderer, save_grid
-from inr.train.rundir import RunDir, atomic_write_text
+from inr.train.rundir import RunDir
 
 from .fitting import add_run_options, announce, default_out, fit_config, new_run, resumed_config, train_run
 from .options import add_dataclass_options, build_dataclass
@@ -181,7 +180,7 @@ def render_nerf_command(args) -> int:
         raise InputError("--scale, --frames and --fps must be positive")
     set_backend(args.backend)
     device = resolve_device(args.device)
-    run, config, cfg, renderer = _open_run(args.run, device)
+    _, config, cfg, renderer = _open_run(args.run, device)
     bg = background_color(cfg.eval_background, device)
     if args.orbit:
         from inr.signals.radiance import load_radiance
@@ -210,7 +209,7 @@ def render_nerf_command(args) -> int:
     out = renderer.render_view(cams, view, bg)
     if suffix == ".npy":
         array = out[args.output_kind].cpu().numpy()
-        _atomic_bytes(args.output, lambda f: np.save(f, array))
+        atomic_write(args.output, lambda tmp: np.save(tmp, array, allow_pickle=False))
     else:
         from inr.signals.image import save_image
 
@@ -235,21 +234,6 @@ def _frame(out: dict, kind: str) -> np.ndarray:
     return (np.clip(img, 0, 1) * 255 + 0.5).astype(np.uint8)
 
 
-def _atomic_bytes(path: str, write) -> None:
-    """Write a file through `write(f)` into a temporary file beside it, then rename."""
-    target = Path(path)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=target.suffix)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            write(f)
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, target)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def _write_video(path: str, frames: list[np.ndarray], fps: int) -> str:
     """An MP4 through imageio's ffmpeg plugin, or a GIF beside it where ffmpeg is unavailable."""
     import imageio.v3 as iio
@@ -259,13 +243,12 @@ def _write_video(path: str, frames: list[np.ndarray], fps: int) -> str:
         try:
             import imageio_ffmpeg  # noqa: F401  (the mp4 writer)
 
-            _atomic_bytes(path, lambda f: f.write(iio.imwrite("<bytes>", np.stack(frames), extension=".mp4", fps=fps,
-                                                              macro_block_size=1)))
+            atomic_write_bytes(path, iio.imwrite("<bytes>", np.stack(frames), extension=".mp4", fps=fps,
+                                                 macro_block_size=1))
             return path
         except ImportError:
             gif = str(Path(path).with_suffix(".gif"))
             print(f"inr: no mp4 writer (pip install imageio-ffmpeg); writing {gif} instead", file=sys.stderr)
             path = gif
-    _atomic_bytes(path, lambda f: f.write(iio.imwrite("<bytes>", np.stack(frames), extension=".gif",
-                                                      duration=1000 / fps, loop=0)))
+    atomic_write_bytes(path, iio.imwrite("<bytes>", np.stack(frames), extension=".gif", duration=1000 / fps, loop=0))
     return path

@@ -10,7 +10,6 @@ from __future__ import annotations
 import logging
 import os
 import struct
-import tempfile
 import warnings
 import zlib
 from typing import Callable, Iterator, Sequence
@@ -18,6 +17,7 @@ from typing import Callable, Iterator, Sequence
 import numpy as np
 import torch
 
+from ..atomic import atomic_write_bytes
 from ..errors import InputError
 
 __all__ = ["load_image", "pixel_coords", "PixelSampler", "render_image", "save_image", "to_uint8",
@@ -407,28 +407,20 @@ def save_image(path: str | os.PathLike, image: torch.Tensor | np.ndarray, bits: 
         raise ValueError(f"bits must be 8 or 16, got {bits}")
     if bits == 16 and ext != ".png":
         raise InputError(f"{p}: 16-bit output is only supported for .png files")
-    folder = os.path.dirname(os.path.abspath(p))
-    os.makedirs(folder, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=folder, prefix="." + os.path.basename(p) + ".", suffix=ext or ".png")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            if bits == 16:
-                f.write(_encode_png16(_quantise(arr, 65535).astype(np.uint16)))
-            else:
-                import imageio.v3 as iio
+    if bits == 16:
+        data = _encode_png16(_quantise(arr, 65535).astype(np.uint16))
+    else:
+        import imageio.v3 as iio
 
-                f.write(iio.imwrite("<bytes>", to_uint8(arr), extension=ext or ".png"))
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, p)
-    except BaseException as e:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        if isinstance(e, (OSError, ValueError, TypeError)) and not isinstance(e, InputError):
-            raise InputError(f"{p}: cannot write image ({_one_line(e)})") from e
-        raise
+        data = None
+    try:
+        if data is None:
+            data = iio.imwrite("<bytes>", to_uint8(arr), extension=ext or ".png")
+        atomic_write_bytes(p, data)
+    except (OSError, ValueError, TypeError) as e:
+        if isinstance(e, InputError):
+            raise
+        raise InputError(f"{p}: cannot write image ({_one_line(e)})") from e
 
 
 def _encode_png16(a: np.ndarray) -> bytes:

@@ -7,8 +7,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
-import tempfile
 from pathlib import Path
 from typing import Any, Iterator
 
@@ -16,6 +14,7 @@ import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
+from inr.atomic import atomic_write, atomic_write_text
 from inr.errors import InputError
 
 FORMAT = "inr-run"
@@ -25,29 +24,6 @@ MODEL = "model.safetensors"
 METRICS = "metrics.jsonl"
 CHECKPOINTS = "checkpoints"
 KEEP_CHECKPOINTS = 2
-
-
-def atomic_write(path: Path, write) -> None:
-    """Call write(tmp_path), then rename tmp_path onto `path`; on any error remove tmp_path."""
-    path = Path(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
-        write(tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-
-
-def atomic_write_text(path: Path, text: str) -> None:
-    def write(tmp):
-        with open(tmp, "w") as f:
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
-    atomic_write(path, write)
 
 
 def save_tensors(path: Path, tensors: dict[str, torch.Tensor], metadata: dict[str, Any] | None = None) -> None:
