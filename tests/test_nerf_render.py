@@ -141,19 +141,20 @@ def test_cone_schedule_grows_with_distance():
     assert torch.all(steps[1:] >= steps[:-1] - 1e-5) and s[-1] >= 200.0
 
 
-def test_renderer_differentiates_only_visible_samples():
+@pytest.mark.parametrize("prune_training", [False, True])
+def test_training_and_rendering_paths_agree(prune_training):
     torch.manual_seed(0)
     field = NerfField(3, 4, NerfFieldConfig(grid={"n_levels": 4, "log2_hashmap_size": 10}))
     grid = OccupancyGrid(torch.tensor(field.cfg.aabb), resolution=16)
-    renderer = RadianceRenderer(field, grid, MarchConfig(steps_per_diagonal=64))
+    renderer = RadianceRenderer(field, grid, MarchConfig(steps_per_diagonal=64, prune_training=prune_training))
     o = torch.tensor([[0.0, 0.0, 4.0], [0.3, 0.1, 4.0]])
     d = torch.tensor([[0.0, 0.0, -1.0], [0.0, 0.0, -1.0]])
     out = renderer.render(o, d, torch.ones(3))
     out["rgb"].sum().backward()
     assert field.encoding.params.grad is not None and out["n_samples"] > 0
-    with torch.no_grad():  # the no-grad path (features reused) renders the same colours
+    with torch.no_grad():  # rendering (early stop, features reused) gives the same colours
         again = renderer.render(o, d, torch.ones(3))
-    assert torch.allclose(again["rgb"], out["rgb"].detach(), atol=1e-6)
+    assert torch.allclose(again["rgb"], out["rgb"].detach(), atol=1e-4)  # early stop drops T < 1e-4
 
 
 def test_trunc_exp_gradient_is_clamped():

@@ -101,6 +101,9 @@ def fit_nerf_command(args) -> int:
     else:
         cfg = fit_config(args, NerfFitConfig, TOP_LEVEL)
         run = None
+        if "field.aabb" in vars(args):  # derived, not chosen: a flag would be silently replaced
+            raise InputError("field.aabb is set from the dataset (its scale, offset and aabb_scale); "
+                             "edit those in transforms.json to change the scene box")
     try:
         cfg.check()
     except ValueError as e:
