@@ -161,3 +161,24 @@ def test_trunc_exp_gradient_is_clamped():
     x = torch.tensor([0.0, 20.0], requires_grad=True)
     trunc_exp(x).sum().backward()
     assert torch.allclose(x.grad, torch.tensor([1.0, math.exp(15.0)]))
+
+
+@pytest.mark.parametrize("encoding", ["hash", "frequency", "siren"])
+def test_nerf_field_variants_train_and_reload(encoding):
+    from inr.fields import build_field
+
+    torch.manual_seed(0)
+    cfg = NerfFieldConfig(encoding=encoding, grid={"n_levels": 4, "log2_hashmap_size": 10})
+    field = NerfField(3, 4, cfg)
+    x = torch.rand(64, 3) * 3 - 1.5
+    d = torch.nn.functional.normalize(torch.randn(64, 3), dim=-1)
+    rgb, density = field(x, d)
+    assert rgb.shape == (64, 3) and density.shape == (64,) and (rgb > 0).all() and (rgb < 1).all()
+    (rgb.sum() + density.sum()).backward()
+    assert all(p.grad is not None for p in field.parameters())
+    # Outside the box the density is zero.
+    assert field.density(torch.tensor([[2.0, 0.0, 0.0]])).item() == 0.0
+    spec = field.config()
+    again = build_field(spec.pop("kind"), spec.pop("d_in"), spec.pop("d_out"), **spec)
+    again.load_state_dict(field.state_dict())
+    assert torch.equal(again(x, d)[0], rgb)

@@ -21,7 +21,7 @@ class MarchConfig:
     large, unbounded scenes); when rendering, samples behind a transmittance of `early_stop_eps`
     are skipped."""
 
-    steps_per_diagonal: int = 512
+    steps_per_diagonal: int = 256  # 0.02 in a Blender box: a 100 px view's pixel footprint; 1024 for 800 px
     step_size: float | None = None
     cone_angle: float = 0.0
     near: float = 0.05

@@ -37,6 +37,7 @@ class OccupancyConfig:
     resolution: int = 128
     update_every: int = 16
     warmup: int = 256
+    warmup_fraction: float = 1 / 16  # share of the cells refreshed at each warmup step
     decay: float = 0.95
     threshold: float = 0.01
 
@@ -75,6 +76,8 @@ class NerfFitConfig:
             raise ValueError("march.steps_per_diagonal must be >= 1 and march.step_size > 0")
         if self.occupancy.resolution < 1 or self.occupancy.update_every < 1:
             raise ValueError("occupancy.resolution and occupancy.update_every must be >= 1")
+        if not 0 < self.occupancy.warmup_fraction <= 1:
+            raise ValueError("occupancy.warmup_fraction must be in (0, 1]")
 
 
 def build_renderer(field: NerfField, aabb: torch.Tensor, aabb_scale: float, cfg: NerfFitConfig) -> RadianceRenderer:
@@ -111,10 +114,10 @@ class NerfTask:
         occ = self.cfg.occupancy
         warm = step < occ.warmup
         if warm or step % occ.update_every == 0:
-            # During warmup each step refreshes a random 1/update_every of the cells (the same work
-            # as all cells every update_every steps); afterwards, instant-ngp's quarter uniformly
-            # plus a quarter of the occupied cells.
-            share = 1.0 / occ.update_every if warm else 0.25
+            # During warmup each step refreshes a random share of the cells (1/16: the same work as
+            # all cells every 16 steps); afterwards, instant-ngp's quarter uniformly plus a quarter
+            # of the occupied cells.
+            share = occ.warmup_fraction if warm else 0.25
             self.grid.update(self.model.density, step, self.renderer.step_size, fraction=share,
                              occupied_fraction=0.0 if warm else 0.25)
 
