@@ -7,11 +7,11 @@ import sys
 
 from inr.errors import InputError
 
-from . import image_commands, nerf_commands
+from . import image_commands, nerf_commands, sdf_commands
 
 # One module per signal kind. Each provides add_fit_parser(kinds), add_render_parser(kinds) and
 # evaluate_run(run, config, args) -> dict; optionally add_export_parser(kinds).
-KINDS = {"image": image_commands, "nerf": nerf_commands}
+KINDS = {"image": image_commands, "nerf": nerf_commands, "sdf": sdf_commands}
 
 
 def build_parser() -> argparse.ArgumentParser:

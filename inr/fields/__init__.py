@@ -49,5 +49,11 @@ def build_field(kind: str, d_in: int, d_out: int, generator: torch.Generator | N
     return REGISTRY[kind][0](d_in, d_out, cfg, generator=generator)
 
 
-__all__ = ["FIELDS", "REGISTRY", "Field", "FourierConfig", "FourierField", "HashField", "HashFieldConfig", "NerfField", "NerfFieldConfig",
+from .sdf import HashSDFConfig, HashSDFField  # noqa: E402  (signal-specific: signed distance fields)
+
+register_field(HashSDFField.kind, HashSDFField, HashSDFConfig)
+
+
+__all__ = ["FIELDS", "REGISTRY", "Field", "FourierConfig", "FourierField", "HashField", "HashFieldConfig",
+           "HashSDFConfig", "HashSDFField", "NerfField", "NerfFieldConfig",
            "SirenConfig", "SirenField", "build_field", "field_config", "register_field"]
