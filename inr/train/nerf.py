@@ -31,10 +31,14 @@ NERF_TRAIN_DEFAULTS = {"steps": 3000, "lr": 1e-2, "batch_size": 1 << 16, "beta2"
 @dataclass
 class OccupancyConfig:
     """instant-ngp's occupancy grid: `resolution`^3 cells per cascade, refreshed every
-    `update_every` steps (every step during the first `warmup` steps, a 1/update_every share of the
-    cells each time) with max(decay * old, new)."""
+    `update_every` steps (every step during the first `warmup` steps, a `warmup_fraction` share of
+    the cells each time) with max(decay * old, new).
 
-    resolution: int = 128
+    `resolution` None means 128 on a GPU (instant-ngp) and 64 on a CPU, where refreshing 128^3 cells
+    costs as much as training: on lego_100 (1 thread, 60 s) 64^3 reached 26.5-27.4 dB against
+    24.6-24.7 dB for 128^3."""
+
+    resolution: int | None = None
     update_every: int = 16
     warmup: int = 256
     warmup_fraction: float = 1 / 16  # share of the cells refreshed at each warmup step
@@ -74,15 +78,19 @@ class NerfFitConfig:
             raise ValueError("downscale and eval_views must be >= 1")
         if self.march.steps_per_diagonal < 1 or (self.march.step_size is not None and self.march.step_size <= 0):
             raise ValueError("march.steps_per_diagonal must be >= 1 and march.step_size > 0")
-        if self.occupancy.resolution < 1 or self.occupancy.update_every < 1:
+        if (self.occupancy.resolution is not None and self.occupancy.resolution < 1) or self.occupancy.update_every < 1:
             raise ValueError("occupancy.resolution and occupancy.update_every must be >= 1")
         if not 0 < self.occupancy.warmup_fraction <= 1:
             raise ValueError("occupancy.warmup_fraction must be in (0, 1]")
 
 
+def default_grid_resolution(device: torch.device) -> int:
+    return 128 if torch.device(device).type == "cuda" else 64
+
+
 def build_renderer(field: NerfField, aabb: torch.Tensor, aabb_scale: float, cfg: NerfFitConfig) -> RadianceRenderer:
     occ = cfg.occupancy
-    grid = OccupancyGrid(aabb, occ.resolution, OccupancyGrid.cascades_for(aabb_scale), occ.decay, occ.threshold)
+    grid = OccupancyGrid(aabb, occ.resolution or default_grid_resolution(aabb.device), OccupancyGrid.cascades_for(aabb_scale), occ.decay, occ.threshold)
     march_cfg = dataclasses.replace(cfg.march)
     if aabb_scale > 1 and march_cfg.cone_angle == 0:
         march_cfg.cone_angle = 1 / 256  # unbounded scenes: instant-ngp's cone stepping
@@ -192,6 +200,8 @@ def build_nerf_task(data: RadianceData, val: RadianceData | None, cfg: NerfFitCo
     gen = torch.Generator().manual_seed(train.seed)
     grid_aabb = OccupancyGrid(data.aabb, 1, OccupancyGrid.cascades_for(data.aabb_scale)).outer_aabb
     cfg.field.aabb = tuple(float(v) for v in grid_aabb)  # the encoding covers every cascade
+    if cfg.occupancy.resolution is None:  # resolved now, so the run renders the same grid on any device
+        cfg.occupancy.resolution = default_grid_resolution(device)
     model = NerfField(3, 4, cfg.field, generator=gen)
     return NerfTask(data, val, model, cfg, train.batch_size, device, seed=train.seed)
 
