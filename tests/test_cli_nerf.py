@@ -61,12 +61,14 @@ def test_render_view_depth_opacity_and_orbit(fitted, tmp_path, capsys):
     assert depth.shape == (64, 64, 1) or depth.shape == (64, 64)
     assert depth.max() > 100 and depth.min() == 0  # objects in front, empty background
     assert main(["render", "nerf", str(fitted), "--output-kind", "opacity", "-o", str(tmp_path / "a.npy")]) == 0
-    capsys.readouterr()
-    assert main(["render", "nerf", str(fitted), "--orbit", "--frames", "4", "-o", str(tmp_path / "orbit.gif")]) == 0
-    written = json.loads(capsys.readouterr().out)["output"]
-    frames = iio.imread(written, index=None)
-    assert frames.shape[0] == 4 and frames.shape[1:3] == (32, 32)
-    assert not (frames[0] == frames[2]).all()  # the camera moved
+    for name in ("orbit.mp4", "orbit.gif"):
+        capsys.readouterr()
+        assert main(["render", "nerf", str(fitted), "--orbit", "--frames", "4", "-o", str(tmp_path / name)]) == 0
+        written = json.loads(capsys.readouterr().out)["output"]
+        assert written.endswith(name)
+        frames = iio.imread(written, index=None)
+        assert frames.shape[0] == 4 and frames.shape[1:3] == (32, 32)
+        assert not (frames[0] == frames[2]).all()  # the camera moved
 
 
 def test_resume_continues_to_more_steps(scene, tmp_path):
