@@ -109,3 +109,19 @@ def test_render_rejects_other_runs_and_formats(fitted, tmp_path):
     assert main(["render", "nerf", str(fitted), "--orbit", "-o", str(tmp_path / "x.png")]) == 2
     assert main(["render", "nerf", str(fitted), "--view", "99", "-o", str(tmp_path / "x.png")]) == 2
     assert main(["render", "nerf", str(tmp_path), "-o", str(tmp_path / "x.png")]) == 2
+
+
+def test_default_scene_is_a_generated_blocks_dataset(tmp_path, monkeypatch):
+    from inr.cli.main import build_parser
+    from inr.cli.nerf_commands import resolve_dataset
+    from inr.signals.radiance import load_radiance
+
+    args = build_parser().parse_args(["fit", "nerf"])
+    assert not hasattr(args, "target")  # no argument: the config's default scene
+    from inr.train.nerf import NerfFitConfig
+
+    assert NerfFitConfig().target == "blocks"
+    monkeypatch.setenv("INR_CACHE", str(tmp_path))
+    path = resolve_dataset("blocks")
+    assert path.is_relative_to(tmp_path) and json.loads((path / "scene.json").read_text())["caption"]
+    assert len(load_radiance(path, "train")) == 50 and resolve_dataset("blocks") == path  # cached
