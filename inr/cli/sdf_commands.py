@@ -20,7 +20,7 @@ TOP_LEVEL = ("target", "field", "sign_rays", "eval_resolution")
 FLAG_ALIASES = {"train.batch_size": "--batch-size", "train.max_seconds": "--max-seconds"}
 MESH_OUTPUTS = (".ply", ".obj", ".glb", ".stl", ".off")
 IMAGE_OUTPUTS = (".png", ".jpg", ".jpeg", ".tif", ".tiff")
-PREVIEW_SIZE = 384
+PREVIEW_SIZE = 256
 
 
 def add_fit_parser(kinds) -> None:

@@ -108,16 +108,18 @@ def extract_mesh(fn: Callable[[torch.Tensor], torch.Tensor], resolution: int = 2
         below = values[:, :, -1].copy()
         if values.min() > 0 or values.max() < 0:
             continue
-        v, f, _, _ = marching_cubes(values, 0.0, spacing=(h, h, h), allow_degenerate=False)
+        v, f, _, _ = marching_cubes(values, 0.0, allow_degenerate=False)
         if len(f) == 0:
             continue
-        v[:, 2] += z0 * h
-        verts.append(v + lo)
+        v = v.astype(np.float64)  # grid-index units: a shared plane's vertices agree exactly across slabs
+        v[:, 2] += z0
+        verts.append(v)
         faces.append(f + n_verts)
         n_verts += len(v)
     if not verts:
         return np.zeros((0, 3), np.float32), np.zeros((0, 3), np.int64)
-    return _merge(np.concatenate(verts).astype(np.float32), np.concatenate(faces).astype(np.int64))
+    verts, faces = _merge(np.concatenate(verts), np.concatenate(faces).astype(np.int64))
+    return (lo + verts * h).astype(np.float32), faces
 
 
 def _merge(verts: np.ndarray, faces: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -125,4 +127,4 @@ def _merge(verts: np.ndarray, faces: np.ndarray) -> tuple[np.ndarray, np.ndarray
     uniq, inverse = np.unique(verts, axis=0, return_inverse=True)
     faces = inverse.reshape(-1)[faces]
     keep = (faces[:, 0] != faces[:, 1]) & (faces[:, 1] != faces[:, 2]) & (faces[:, 0] != faces[:, 2])
-    return uniq.astype(np.float32), np.ascontiguousarray(faces[keep])
+    return uniq, np.ascontiguousarray(faces[keep])

@@ -123,13 +123,13 @@ class AnalyticTarget(SDFTarget):
         return d.abs().numpy(), n.numpy()
 
     def mesh(self):
-        """A marching-cubes mesh of the shape (resolution 192), cached: seeds surface samples."""
+        """A marching-cubes mesh of the shape (resolution 128), cached: seeds surface samples."""
         if self._mesh is None:
             import trimesh
 
             from inr.render.marching_cubes import extract_mesh
 
-            verts, faces = extract_mesh(lambda p: self._sdf_torch(p), resolution=192)
+            verts, faces = extract_mesh(lambda p: self._sdf_torch(p), resolution=128)
             self._mesh = trimesh.Trimesh(verts, faces, process=False)
         return self._mesh
 

@@ -25,7 +25,7 @@ LOSSES = ("supervised", "siren")
 # Settings measured on 2 CPU cores (benchmarks/sdf_fit.py).
 FIELD_TRAIN_DEFAULTS = {
     # instant-ngp's Adam for hash tables (beta2 0.99, eps 1e-15).
-    "hash": {"steps": 400, "lr": 1e-2, "batch_size": 1 << 15, "beta2": 0.99, "eps": 1e-15, "schedule": "exp"},
+    "hash": {"steps": 200, "lr": 1e-2, "batch_size": 1 << 15, "beta2": 0.99, "eps": 1e-15, "schedule": "exp"},
     "siren": {"steps": 1000, "lr": 1e-4, "batch_size": 1 << 13, "beta2": 0.999, "eps": 1e-8, "schedule": "constant"},
 }
 FIELD_LOSS_DEFAULTS = {"hash": "supervised", "siren": "supervised"}
