@@ -182,3 +182,17 @@ def test_nerf_field_variants_train_and_reload(encoding):
     again = build_field(spec.pop("kind"), spec.pop("d_in"), spec.pop("d_out"), **spec)
     again.load_state_dict(field.state_dict())
     assert torch.equal(again(x, d)[0], rgb)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_rendering_on_a_gpu_matches_the_cpu():
+    torch.manual_seed(0)
+    field = NerfField(3, 4, NerfFieldConfig(grid={"n_levels": 4, "log2_hashmap_size": 10}))
+    grid = OccupancyGrid(torch.tensor(field.cfg.aabb), resolution=16)
+    o = torch.tensor([[0.0, 0.0, 4.0], [0.3, 0.1, 4.0]])
+    d = torch.tensor([[0.0, 0.0, -1.0], [0.0, 0.0, -1.0]])
+    with torch.no_grad():
+        cpu = RadianceRenderer(field, grid).render(o, d, torch.ones(3))
+        gpu_field, gpu_grid = field.cuda(), grid.cuda()
+        gpu = RadianceRenderer(gpu_field, gpu_grid).render(o.cuda(), d.cuda(), torch.ones(3, device="cuda"))
+    assert torch.allclose(gpu["rgb"].cpu(), cpu["rgb"], atol=1e-4)
