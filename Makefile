@@ -31,6 +31,7 @@ bench: setup
 	$(PY) benchmarks/hashgrid.py
 	$(PY) benchmarks/image_fit.py
 	$(PY) benchmarks/mlp_cpu.py
+	$(PY) benchmarks/sdf_fit.py
 
 clean:
 	rm -rf $(VENV) runs .pytest_cache
