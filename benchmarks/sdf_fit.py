@@ -56,14 +56,14 @@ def fit_one(shape: str, target_path: str, field: str, max_seconds: float, eval_r
         result = train(task, RunDir.create(tmp, {"kind": "sdf"}), t, quiet=True)
         total = time.perf_counter() - t0
     t0 = time.perf_counter()
-    verts, faces = extract_mesh(task.field_fn, extract_resolution, device=task.device)
+    _, faces = extract_mesh(task.field_fn, extract_resolution, device=task.device)
     extract = time.perf_counter() - t0
     return {"shape": shape, "field": field, "loss": cfg.resolved_loss().kind,
             "params": sum(p.numel() for p in task.model.parameters()), "steps": result["step"],
             "seconds": result["seconds"], "batch_size": t.batch_size, "sampling_seconds": round(prep, 2),
             "eval_seconds": round(total - result["seconds"], 2), "eval_resolution": eval_resolution,
             **{k: result[k] for k in ("chamfer_l1", "chamfer_l2", "normal_consistency", "fscore", "iou")},
-            f"extract_{extract_resolution}_seconds": round(extract, 2), "extract_faces": int(len(faces))}
+            f"extract_{extract_resolution}_seconds": round(extract, 2), "extract_faces": len(faces)}
 
 
 def main() -> None:

@@ -17,8 +17,8 @@ outside each primitive's influence, a lower bound on |distance| near creases and
 """
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 import torch
 

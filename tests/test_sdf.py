@@ -83,15 +83,19 @@ def test_analytic_shapes_are_distances():
 # -- mesh files ---------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("name,content,message", [
+# Bad mesh files and a word of the one-line error each gives (also used by test_sdf_cli).
+BAD_MESH_FILES = [
     ("empty.obj", "", "empty"),
     ("nofaces.obj", "v 0 0 0\nv 1 0 0\nv 0 1 0\n", "no faces"),
     ("nan.obj", "v 0 0 0\nv nan 0 0\nv 0 1 0\nf 1 2 3\n", "NaN or infinite"),
     ("garbage.ply", "this is not a ply file\n", "cannot read mesh"),
-    ("cloud.ply", "ply\nformat ascii 1.0\nelement vertex 3\nproperty float x\nproperty float y\nproperty float z\n"
-                  "end_header\n0 0 0\n1 0 0\n0 1 0\n", "point cloud"),
-    ("shape.xyz", "0 0 0\n", "unsupported mesh format"),
-])
+    ("broken.ply", "ply\nformat ascii 1.0\nelement vertex 3\ngarbage\n", "cannot read mesh"),
+    ("cloud.ply", ("ply\nformat ascii 1.0\nelement vertex 3\nproperty float x\nproperty float y\n"
+                   "property float z\nend_header\n0 0 0\n1 0 0\n0 1 0\n"), "point cloud"),
+]
+
+
+@pytest.mark.parametrize("name,content,message", [*BAD_MESH_FILES, ("shape.xyz", "0 0 0\n", "unsupported mesh format")])
 def test_bad_mesh_files_are_reported(tmp_path, name, content, message):
     path = tmp_path / name
     path.write_text(content)

@@ -10,6 +10,7 @@ import trimesh
 
 from inr.cli.main import main
 from inr.signals.shape_metrics import METRIC_KEYS
+from test_sdf import BAD_MESH_FILES
 
 FAST = ["--steps", "40", "--quiet", "--batch-size", "4096", "--log-every", "10", "--eval-resolution", "48",
         "--samples.surface-points", "5000", "--samples.near-points", "5000", "--samples.uniform-points", "1000",
@@ -105,14 +106,7 @@ def _bad(tmp_path, name: str, content: str) -> Path:
     return path
 
 
-@pytest.mark.parametrize("name,content,message", [
-    ("empty.obj", "", "empty"),
-    ("nofaces.obj", "v 0 0 0\nv 1 0 0\nv 0 1 0\n", "no faces"),
-    ("nan.obj", "v 0 0 0\nv nan 0 0\nv 0 1 0\nf 1 2 3\n", "NaN"),
-    ("broken.ply", "ply\nformat ascii 1.0\nelement vertex 3\ngarbage\n", "cannot read mesh"),
-    ("cloud.ply", "ply\nformat ascii 1.0\nelement vertex 3\nproperty float x\nproperty float y\nproperty float z\n"
-                  "end_header\n0 0 0\n1 0 0\n0 1 0\n", "point cloud"),
-])
+@pytest.mark.parametrize("name,content,message", BAD_MESH_FILES)
 def test_bad_mesh_input_exit_2_nothing_written(tmp_path, capsys, name, content, message):
     out = tmp_path / "run"
     assert main(["fit", "sdf", str(_bad(tmp_path, name, content)), "--out", str(out), *FAST]) == 2

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import math
 import os
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 
 import numpy as np
 import torch
@@ -42,7 +42,7 @@ class Normalisation:
     scale: float = 1.0
 
     @classmethod
-    def from_bounds(cls, lo, hi, extent: float = EXTENT) -> "Normalisation":
+    def from_bounds(cls, lo, hi, extent: float = EXTENT) -> Normalisation:
         lo, hi = np.asarray(lo, np.float64), np.asarray(hi, np.float64)
         half = float((hi - lo).max()) / 2
         if not half > 0 or not math.isfinite(half):
@@ -59,7 +59,7 @@ class Normalisation:
         return {"centre": list(self.centre), "scale": self.scale}
 
     @classmethod
-    def from_dict(cls, d: dict) -> "Normalisation":
+    def from_dict(cls, d: dict) -> Normalisation:
         return cls(tuple(float(c) for c in d["centre"]), float(d["scale"]))
 
 
@@ -173,7 +173,7 @@ class MeshTarget(SDFTarget):
                                  o3d.core.Tensor(np.ascontiguousarray(self.mesh.faces, np.uint32)))
 
     @classmethod
-    def from_file(cls, path: str, sign_rays: int = 5) -> "MeshTarget":
+    def from_file(cls, path: str, sign_rays: int = 5) -> MeshTarget:
         mesh, warnings = load_mesh(path)
         return cls(mesh, os.path.abspath(path), sign_rays, warnings)
 
@@ -303,7 +303,7 @@ class SamplePool:
     off_sdf: torch.Tensor  # [M]
     n_near: int
 
-    def to(self, device) -> "SamplePool":
+    def to(self, device) -> SamplePool:
         return SamplePool(*(t.to(device) for t in (self.surface, self.normals, self.off, self.off_sdf)), self.n_near)
 
 
