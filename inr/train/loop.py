@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import math
 import sys
+import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -72,19 +74,23 @@ def make_optimizer(task: Task, cfg: TrainConfig) -> torch.optim.Optimizer:
     groups = task.param_groups(cfg.lr)
     for g in groups:
         g["base_lr"] = g["lr"]
-    kwargs = dict(betas=(cfg.beta1, cfg.beta2), eps=cfg.eps)
+    kwargs = {"betas": (cfg.beta1, cfg.beta2), "eps": cfg.eps}
     try:  # the fused step is much faster on both CPU and GPU where this torch has it
         return torch.optim.Adam(groups, fused=True, **kwargs)
     except (RuntimeError, TypeError):
         return torch.optim.Adam(groups, foreach=True, **kwargs)
 
 
-def train(task: Task, run: RunDir, cfg: TrainConfig, resume: bool = False, quiet: bool = False) -> dict:
+def train(task: Task, run: RunDir, cfg: TrainConfig, resume: bool = False, quiet: bool = False,
+          on_log: Callable[[dict], None] | None = None, running: threading.Event | None = None) -> dict:
     """Optimise `task` until cfg.steps or cfg.max_seconds of training; return the final evaluation.
 
     The clock counts optimisation steps only (evaluation and checkpoint writes are excluded), so
     `max_seconds` is training time. A run resumes from its newest checkpoint with the same
     optimizer state, step, clock and random-number state.
+
+    `on_log` is called with each row written to metrics.jsonl (a live viewer's hook); while
+    `running` is cleared the loop waits before its next step (pause; the clock does not run).
     """
     set_backend(cfg.backend)
     prepare(next(task.model.parameters()).device)
@@ -115,7 +121,14 @@ def train(task: Task, run: RunDir, cfg: TrainConfig, resume: bool = False, quiet
     shown: dict[str, str] = {}
     task.model.train()
     try:
+        def log(row: dict) -> None:
+            run.append_metrics(row)
+            if on_log is not None:
+                on_log(row)
+
         while step < cfg.steps and not (cfg.max_seconds and elapsed >= cfg.max_seconds):
+            if running is not None:
+                running.wait()
             t0 = time.perf_counter()
             factor = lr_factor(cfg, progress())
             for g in opt.param_groups:
@@ -130,7 +143,7 @@ def train(task: Task, run: RunDir, cfg: TrainConfig, resume: bool = False, quiet
                 elapsed += time.perf_counter() - t0
                 row = {"step": step, "time": round(elapsed, 4), "lr": opt.param_groups[0]["lr"], "loss": loss_value,
                        **{k: float(v) for k, v in logs.items()}}
-                run.append_metrics(row)
+                log(row)
                 shown.update({k: f"{v:.4g}" for k, v in row.items() if k in ("loss", "psnr")})
                 bar.set_postfix(shown, refresh=False)
             else:
@@ -138,7 +151,7 @@ def train(task: Task, run: RunDir, cfg: TrainConfig, resume: bool = False, quiet
             bar.update(1)
             if cfg.eval_every and step % cfg.eval_every == 0 and step < cfg.steps:
                 evaluation = _evaluate(task)
-                run.append_metrics({"step": step, "time": round(elapsed, 4), "eval": evaluation})
+                log({"step": step, "time": round(elapsed, 4), "eval": evaluation})
                 if "psnr" in evaluation:  # held-out PSNR beside the training batch's
                     shown["val_psnr"] = f"{evaluation['psnr']:.4g}"
             if cfg.checkpoint_every and step % cfg.checkpoint_every == 0:
@@ -149,7 +162,10 @@ def train(task: Task, run: RunDir, cfg: TrainConfig, resume: bool = False, quiet
         raise
     bar.close()
     final = _evaluate(task)
-    run.append_metrics({"step": step, "time": round(elapsed, 4), "eval": final, "final": True})
+    final_row = {"step": step, "time": round(elapsed, 4), "eval": final, "final": True}
+    run.append_metrics(final_row)
+    if on_log is not None:
+        on_log(final_row)
     checkpoint()
     return {"step": step, "seconds": round(elapsed, 3), **final}
 
