@@ -17,6 +17,7 @@ from inr.train.loop import SCHEDULES, TrainConfig, train
 from inr.train.rundir import FORMAT, RunDir
 
 from .options import build_dataclass, deep_merge, parsed_overrides, read_config_file
+from .view_command import add_view_flag
 
 # What may change when a run resumes: how long it trains and how often it reports.
 RESUMABLE = {"steps", "max_seconds", "eval_every", "log_every", "checkpoint_every", "device", "backend"}
@@ -29,6 +30,7 @@ def add_run_options(p: argparse.ArgumentParser, default_out: str) -> None:
     p.add_argument("--config", default=None, metavar="FILE.json",
                    help="JSON config: the keys of a run's config.json 'fit' block, or a run's config.json itself")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
+    add_view_flag(p)
 
 
 def check_train(t: TrainConfig) -> None:
@@ -102,15 +104,26 @@ def train_run(task, run: RunDir, train_cfg: TrainConfig, args, created: bool | N
               finish: Callable[[], dict]) -> int:
     """Train, save the model and what `finish` writes; print the result as one JSON line. A failure
     before the first checkpoint removes a run directory this command created."""
+    viewer = None
     try:
-        result = train(task, run, train_cfg, resume=args.resume, quiet=args.quiet)
+        hooks = {}
+        if getattr(args, "view", False):  # the web viewer beside training, on this task's weights
+            from viewer.live import start_live_viewer
+
+            viewer, hooks = start_live_viewer(run, task, args.view_port)
+        result = train(task, run, train_cfg, resume=args.resume, quiet=args.quiet, **hooks)
         run.save_model(task.model)
         extra = finish()
     except BaseException:
+        if viewer is not None:
+            viewer.stop()
         if created and not run.checkpoint_paths():  # nothing worth resuming: leave no half-run behind
             shutil.rmtree(run.path, ignore_errors=True)
         raise
-    print(json.dumps({"run": str(run.path), **result, **extra}))
+    print(json.dumps({"run": str(run.path), **result, **extra}), flush=True)
+    if viewer is not None:
+        print(f"inr: training finished; the viewer stays at {viewer.url} (Ctrl-C to quit)", file=sys.stderr)
+        viewer.wait()
     return 0
 
 

@@ -7,7 +7,7 @@ import sys
 
 from inr.errors import InputError
 
-from . import image_commands, nerf_commands, sdf_commands
+from . import image_commands, nerf_commands, sdf_commands, view_command
 
 # One module per signal kind. Each provides add_fit_parser(kinds), add_render_parser(kinds) and
 # evaluate_run(run, config, args) -> dict; optionally add_export_parser(kinds).
@@ -43,6 +43,7 @@ def build_parser() -> argparse.ArgumentParser:
     info = commands.add_parser("info", help="describe a run directory; prints one JSON object")
     info.add_argument("run", metavar="RUN", help="run directory")
     info.set_defaults(handler=info_command)
+    view_command.add_view_parser(commands)
     return parser
 
 

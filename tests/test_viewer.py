@@ -1,0 +1,321 @@
+"""The viewer: camera conversion, adaptive resolution, the training hook, bad input, and each view
+in a real (headless) browser: the page shows its controls and a screenshot shows the field."""
+import json
+import math
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from inr.cli.main import main
+from inr.errors import InputError
+from inr.render.rays import Cameras, orbit_poses
+from viewer.cameras import (
+    AdaptiveResolution,
+    c2w_to_viser,
+    focal_from_fov,
+    fov_from_focal,
+    matrix_to_quat,
+    pinhole,
+    quat_to_matrix,
+    viser_to_c2w,
+)
+from viewer.live import Progress
+
+# -- camera conversion ------------------------------------------------------------------------
+
+
+def test_quaternions_round_trip():
+    rng = np.random.default_rng(0)
+    for q in rng.normal(size=(20, 4)):
+        q = q / np.linalg.norm(q) * (1 if q[0] >= 0 else -1)
+        m = quat_to_matrix(q)
+        assert np.allclose(m @ m.T, np.eye(3), atol=1e-12) and np.isclose(np.linalg.det(m), 1.0)
+        assert np.allclose(matrix_to_quat(m), q, atol=1e-9)
+    # 90 degrees about z: x -> y.
+    s = math.sqrt(0.5)
+    assert np.allclose(quat_to_matrix((s, 0, 0, s)) @ [1, 0, 0], [0, 1, 0])
+
+
+def test_viser_camera_is_opencv_and_ours_opengl():
+    # viser's identity camera looks down world +z with image-down along +y (OpenCV);
+    # the same camera in OpenGL terms has back axis -z and up axis -y.
+    c2w = viser_to_c2w((1.0, 0.0, 0.0, 0.0), (1.0, 2.0, 3.0))
+    assert np.allclose(c2w[:3, 0], [1, 0, 0]) and np.allclose(c2w[:3, 1], [0, -1, 0])
+    assert np.allclose(c2w[:3, 2], [0, 0, -1]) and np.allclose(c2w[:3, 3], [1, 2, 3])
+    _origins, dirs = pinhole(c2w, math.radians(60), 9, 7).view_rays(0)
+    assert torch.allclose(dirs[31], torch.tensor([0.0, 0.0, 1.0]), atol=1e-6)  # centre pixel looks down +z
+
+
+def test_dataset_view_survives_the_round_trip_through_viser():
+    """A Blender-convention camera sent to the browser and read back gives the same rays."""
+    poses = orbit_poses(3, 4.0, 30.0)
+    h, w, fov_x = 30, 40, 0.69
+    fx = 0.5 * w / math.tan(0.5 * fov_x)
+    cams = Cameras(poses, torch.full((3,), fx), torch.full((3,), fx), torch.full((3,), w / 2), torch.full((3,), h / 2), w, h)
+    for i in range(3):
+        wxyz, position = c2w_to_viser(poses[i].double().numpy())
+        fov = fov_from_focal(float(cams.fy[i]), h)  # what the browser's camera gets (vertical)
+        back = pinhole(viser_to_c2w(wxyz, position), fov, w, h)
+        o1, d1 = cams.view_rays(i)
+        o2, d2 = back.view_rays(0)
+        assert torch.allclose(o1, o2, atol=1e-5) and torch.allclose(d1, d2, atol=1e-5)
+    assert math.isclose(focal_from_fov(fov_from_focal(50.0, 100), 100), 50.0)
+
+
+# -- adaptive resolution ----------------------------------------------------------------------
+
+
+def test_moving_frames_fit_the_time_budget_and_still_frames_the_screen():
+    res = AdaptiveResolution(frame_seconds=0.1, max_pixels=400 * 300, initial_rate=1e5)
+    w, h = res.moving_size(aspect=4 / 3, screen_height=600)
+    assert abs(w * h - 1e4) < 600 and abs(w / h - 4 / 3) < 0.1
+    for _ in range(10):  # renders turn out four times faster: frames grow to match
+        res.record(w * h, (w * h) / 4e5)
+    w2, h2 = res.moving_size(4 / 3, 600)
+    assert 3.5e4 < w2 * h2 < 4.5e4
+    assert res.moving_size(4 / 3, 50)[1] == 50  # never above the screen
+    sw, sh = res.still_size(4 / 3, 600)
+    assert sw * sh <= 400 * 300 and abs(sw / sh - 4 / 3) < 0.05
+    assert res.still_size(4 / 3, 120) == (160, 120)  # a small screen: its own resolution
+    tiny = AdaptiveResolution(frame_seconds=0.1, initial_rate=10.0, min_pixels=32 * 32)
+    assert tiny.moving_size(1.0, 600) == (32, 32)  # a floor, however slow the field
+
+
+def test_progress_curve_puts_train_and_val_psnr_on_one_axis():
+    rows = [{"step": 1, "loss": 1.0, "psnr": 10.0}, {"step": 25, "loss": 0.5, "psnr": 20.0},
+            {"step": 25, "eval": {"psnr": 18.0}}, {"step": 50, "loss": 0.1, "psnr": 25.0},
+            {"step": 50, "eval": {"psnr": 22.0}, "final": True}]
+    steps, train, val = Progress.curve_data([r for r in rows if "loss" in r], [r for r in rows if "eval" in r], 100)
+    assert steps.tolist() == [1, 25, 50] and train.tolist() == [10, 20, 25]
+    assert np.isnan(val[0]) and val[1:].tolist() == [18, 22]
+
+
+def test_sdf_slice_colours_draw_the_zero_level_set():
+    from viewer.sdf_view import sdf_colors, slice_points
+
+    p = slice_points(2, 0.25, 64)
+    assert p.shape == (64 * 64, 3) and torch.all(p[:, 2] == 0.25)
+    assert p[0, 0] < 0 and p[0, 1] > 0  # image order: top-left is (-x, +y)
+    d = (p[:, :2].norm(dim=-1) - 0.5).view(64, 64).numpy()
+    img = sdf_colors(d)
+    black = img.sum(-1) == 0
+    assert black.any() and np.all(np.abs(d[black]) < 2.5 / 64)  # the contour, one pixel either side
+    assert img[32, 32, 2] > img[32, 32, 0] and img[0, 0, 0] > img[0, 0, 2]  # inside blue, outside orange
+
+
+# -- the training hook ------------------------------------------------------------------------
+
+
+def test_train_calls_the_hook_for_each_row_and_waits_while_paused(tmp_path):
+    from inr.train.image import ImageFitConfig, build_image_task
+    from inr.train.loop import TrainConfig, train
+    from inr.train.rundir import RunDir
+
+    cfg = ImageFitConfig(field="hash")
+    train_cfg = TrainConfig(steps=40, lr=1e-2, batch_size=256, schedule="constant", beta2=0.99, eps=1e-15,
+                            log_every=10, eval_every=20, checkpoint_every=0)
+    task = build_image_task(torch.rand(16, 16, 3), cfg, train_cfg, torch.device("cpu"))
+    run = RunDir.create(tmp_path / "run", {"kind": "image"})
+    rows, running = [], threading.Event()
+    thread = threading.Thread(target=train, args=(task, run, train_cfg),
+                              kwargs={"quiet": True, "on_log": rows.append, "running": running})
+    thread.start()
+    time.sleep(0.5)
+    assert rows == [] and thread.is_alive()  # paused before the first step
+    running.set()
+    thread.join(60)
+    assert [r["step"] for r in rows if "loss" in r] == [1, 10, 20, 30, 40]
+    assert [r["step"] for r in rows if "eval" in r] == [20, 40] and rows[-1]["final"]
+    assert rows == list(run.metrics())
+
+
+# -- the server: bad input --------------------------------------------------------------------
+
+viser = pytest.importorskip("viser")
+from viewer.browser import Browser, find_chromium
+from viewer.server import Viewer, free_port
+
+
+@pytest.fixture(scope="module", autouse=True)
+def one_thread():
+    """Tiny fits and renders run fastest on one thread, and leave the other core to the browser."""
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
+@pytest.fixture(scope="module")
+def image_run(tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("runs") / "image"
+    assert main(["fit", "image", "camera", "--size", "48", "--steps", "150", "--quiet", "--out", str(out)]) == 0
+    return out
+
+
+def test_bad_input_is_one_clear_message(tmp_path, capsys, image_run):
+    assert main(["view", str(tmp_path / "missing")]) == 2
+    assert "no such run directory" in capsys.readouterr().err
+    assert main(["view", str(tmp_path)]) == 2
+    assert "not a run directory" in capsys.readouterr().err
+    odd = tmp_path / "audio"
+    odd.mkdir()
+    (odd / "config.json").write_text(json.dumps({"format": "inr-run", "version": 1, "kind": "audio"}))
+    assert main(["view", str(odd)]) == 2
+    err = capsys.readouterr().err
+    assert "no view for run kind 'audio'" in err and "Traceback" not in err
+    with pytest.raises(InputError, match="--port"):
+        free_port("127.0.0.1", 70000)
+
+
+def test_a_busy_port_moves_to_the_next_free_one(image_run, capsys):
+    import socket
+
+    port = free_port("127.0.0.1", 8700)
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", port))
+        s.listen()
+        viewer = Viewer(image_run, port=port)
+        try:
+            assert viewer.port > port and viewer.url.endswith(f":{viewer.port}")
+            assert f"port {port} is busy; serving on {viewer.port} instead" in capsys.readouterr().err
+        finally:
+            viewer.stop()
+
+
+# -- the views in a browser -------------------------------------------------------------------
+
+WIDTH, HEIGHT = 640, 480
+
+
+@pytest.fixture(scope="module")
+def browser():
+    if find_chromium() is None:
+        pytest.skip("no chromium on PATH (apt-get install chromium): browser tests skipped")
+    with Browser(WIDTH, HEIGHT) as b:
+        yield b
+
+
+def show(browser, viewer, *texts, timeout=60.0):
+    """Open the viewer, wait for `texts` and a full-resolution frame; (page text, screenshot, frame)."""
+    before = set(viewer.view.loops)
+    browser.open(viewer.url)
+    text = browser.wait_for_text(*texts, timeout=timeout)
+    deadline = time.monotonic() + timeout
+    while not set(viewer.view.loops) - before and time.monotonic() < deadline:
+        time.sleep(0.05)
+    loop = viewer.view.loops[max(set(viewer.view.loops) - before)]
+    frame = None
+    if loop.enabled:
+        while time.monotonic() < deadline:
+            loop.still_event.wait(0.2)
+            # Settled: a still frame, and nothing newer in flight for a moment.
+            if loop.last_still is not None and loop.still_event.is_set():
+                time.sleep(0.6)
+                if loop.still_event.is_set():
+                    break
+        assert loop.last_still is not None, loop.frames
+        frame = loop.last_still
+    else:
+        time.sleep(1.5)
+    shot = browser.screenshot()
+    while frame is not None and region_error(shot, frame, *FREE) > 12 and time.monotonic() < deadline:
+        time.sleep(0.5)  # the page draws what it received on its next animation frame
+        shot = browser.screenshot()
+    return text, shot, frame
+
+
+def region_error(shot: np.ndarray, frame: np.ndarray, rows: slice, cols: slice) -> float:
+    """Mean absolute difference (0..255) between a screenshot region and the frame stretched to the page."""
+    ys = (np.arange(shot.shape[0]) * frame.shape[0] / shot.shape[0]).astype(int)
+    xs = (np.arange(shot.shape[1]) * frame.shape[1] / shot.shape[1]).astype(int)
+    stretched = frame[ys][:, xs]
+    return float(np.abs(shot[rows, cols].astype(float) - stretched[rows, cols].astype(float)).mean())
+
+
+# The page's floating panel covers the right side and a notice the top left: compare the lower left.
+FREE = (slice(HEIGHT // 2, HEIGHT - 60), slice(60, WIDTH // 2))
+
+
+def test_image_view_in_a_browser(browser, image_run):
+    viewer = Viewer(image_run, port=free_port("127.0.0.1", 8710))
+    try:
+        text, shot, frame = show(browser, viewer, "PSNR", "Export crop", "Training")
+        assert "finished" in text
+        assert shot.std() > 10  # not blank
+        assert region_error(shot, frame, *FREE) < 12, "the page does not show the rendered frame"
+        # The fitted image sits left of centre: a screenshot's field pixels are the field's.
+        view = viewer.view
+        assert abs(view.psnr - json.loads((image_run / "metrics.jsonl").read_text().splitlines()[-1])["eval"]["psnr"]) < 0.05
+        png = view.export_crop(view.loops[max(view.loops)].client)
+        assert png[:8] == b"\x89PNG\r\n\x1a\n"
+    finally:
+        viewer.stop()
+
+
+@pytest.fixture(scope="module")
+def sdf_run(tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("runs") / "sdf"
+    args = ["fit", "sdf", "torus", "--out", str(out), "--steps", "40", "--quiet", "--batch-size", "4096",
+            "--eval-resolution", "32", "--samples.surface-points", "4000", "--samples.near-points", "4000",
+            "--samples.uniform-points", "1000", "--loss.gradient-points", "512",
+            "--hash.grid", '{"n_levels": 6, "log2_hashmap_size": 12, "base_resolution": 8, "finest_resolution": 64}']
+    assert main(args) == 0
+    return out
+
+
+def test_sdf_view_in_a_browser(browser, sdf_run):
+    viewer = Viewer(sdf_run, port=free_port("127.0.0.1", 8720))
+    try:
+        viewer.view.resolution.value = 48
+        _text, mesh_shot, _ = show(browser, viewer, "Mesh resolution", "Slice position", "triangles")
+        assert mesh_shot.std() > 10
+        viewer.view.display.value = "sphere-traced"  # as if picked in the page
+        viewer.view.show_slice.value = False  # the slice would cover the comparison
+        viewer.view._set_display()
+        viewer.view.update_slice()
+        _, shot, frame = show(browser, viewer, "Display")
+        assert (frame < 200).any(axis=-1).mean() > 0.02  # the shape is in view
+        assert region_error(shot, frame, *FREE) < 12
+    finally:
+        viewer.stop()
+
+
+@pytest.fixture(scope="module")
+def nerf_run(tmp_path_factory) -> Path:
+    from scenes.multiview import generate_scene
+
+    scene = generate_scene(tmp_path_factory.mktemp("mv") / "blocks", "blocks", size=32, n_train=12, n_val=2, n_test=1)
+    out = tmp_path_factory.mktemp("runs") / "nerf"
+    grid = '{"n_levels": 8, "log2_hashmap_size": 14, "base_resolution": 8, "finest_resolution": 128}'
+    assert main(["fit", "nerf", str(scene), "--out", str(out), "--steps", "120", "--eval-every", "1000",
+                 "--field.grid", grid, "--occupancy.resolution", "32", "--march.steps-per-diagonal", "128",
+                 "--batch-size", "8192", "--quiet", "--log-every", "20", "--checkpoint-every", "1000"]) == 0
+    return out
+
+
+def test_nerf_view_in_a_browser_matches_a_dataset_view(browser, nerf_run):
+    viewer = Viewer(nerf_run, port=free_port("127.0.0.1", 8730))
+    try:
+        view = viewer.view
+        view.show_cameras.value = False  # frustums would cover the comparison
+        _text, shot, frame = show(browser, viewer, "Radiance field", "Export orbit video", "val PSNR")
+        assert shot.std() > 10 and region_error(shot, frame, *FREE) < 12
+        # The page opened at training camera 0: the frame is that view of the field.
+        loop = view.loops[max(view.loops)]
+        c2w, fov = view.training_view(0)
+        h, w = frame.shape[:2]
+        expected = view.colorize(view.render_maps(c2w, fov, w, h), "rgb")
+        assert np.abs(frame.astype(float) - expected).mean() < 6
+        assert loop.frames["still"] >= 1
+        # Depth and opacity switch the frame.
+        view.output.value = "opacity"
+        _, _, alpha = show(browser, viewer, "Output")
+        assert np.allclose(alpha[..., 0], alpha[..., 1]) and alpha.std() > 5
+        gif = view.export_orbit(None, frames=4, height=24)
+        assert gif[:3] == b"GIF"
+    finally:
+        viewer.stop()
