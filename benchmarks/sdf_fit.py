@@ -51,10 +51,12 @@ def fit_one(shape: str, target_path: str, field: str, max_seconds: float, eval_r
     target = resolve_shape(target_path, sign_rays=cfg.sign_rays)
     task = build_sdf_task(target, cfg, t, resolve_device(t.device))
     prep = time.perf_counter() - t0
+    print(f"sdf_fit: {shape} {field}: samples drawn in {prep:.1f} s; training for {max_seconds:g} s", file=sys.stderr)
     with tempfile.TemporaryDirectory() as tmp:
         t0 = time.perf_counter()
         result = train(task, RunDir.create(tmp, {"kind": "sdf"}), t, quiet=True)
         total = time.perf_counter() - t0
+    print(f"sdf_fit: {shape} {field}: {result['step']} steps, evaluated in {total - result['seconds']:.1f} s", file=sys.stderr)
     t0 = time.perf_counter()
     _, faces = extract_mesh(task.field_fn, extract_resolution, device=task.device)
     extract = time.perf_counter() - t0

@@ -88,21 +88,15 @@ def extract_mesh(fn: Callable[[torch.Tensor], torch.Tensor], resolution: int = 2
         sign = np.pad(sign, ((0, 1), (0, 1)), mode="edge")[: n + 1, : n + 1]
         values = np.repeat((sign * fill)[:, :, None], depth, axis=2).astype(np.float32)
         if len(blocks):
-            idx = np.arange(BLOCK + 1)
             start = 1 if below is not None else 0  # the bottom plane comes from the slab below
-            pts, where = [], []
-            for bx, by in blocks:
-                ix = np.minimum(bx * BLOCK + idx, n)
-                iy = np.minimum(by * BLOCK + idx, n)
-                iz = np.arange(z0 + start, z1 + 1)
-                pts.append(coords(np.unique(ix), np.unique(iy), iz))
-                where.append(np.ix_(np.unique(ix), np.unique(iy), iz - z0))
-            vals = evaluate(fn, torch.cat(pts), batch_size, device).numpy() - level
-            offset = 0
-            for w in where:
-                size = len(w[0].ravel()) * len(w[1].ravel()) * len(w[2].ravel())
-                values[w] = vals[offset:offset + size].reshape(len(w[0].ravel()), len(w[1].ravel()), len(w[2].ravel()))
-                offset += size
+            local = np.stack(np.meshgrid(np.arange(BLOCK + 1), np.arange(BLOCK + 1), np.arange(start, depth),
+                                         indexing="ij"), -1).reshape(-1, 3)
+            origin = np.concatenate([blocks * BLOCK, np.zeros((len(blocks), 1), np.int64)], axis=1)
+            idx = np.minimum((origin[:, None, :] + local[None]).reshape(-1, 3), (n, n, depth - 1))
+            flat = np.unique((idx[:, 0] * (n + 1) + idx[:, 1]) * depth + idx[:, 2])  # shared faces once
+            idx = np.stack([flat // ((n + 1) * depth), flat // depth % (n + 1), flat % depth], -1)
+            points = torch.from_numpy(lo + (idx + (0, 0, z0)) * h).float()
+            values[idx[:, 0], idx[:, 1], idx[:, 2]] = evaluate(fn, points, batch_size, device).numpy() - level
         if below is not None:
             values[:, :, 0] = below
         below = values[:, :, -1].copy()
