@@ -52,7 +52,7 @@ class View:
         """Whether frames are rendered now (a view may show only scene objects)."""
         return True
 
-    def render(self, camera: CameraState, width: int, height: int, abort) -> np.ndarray | None:
+    def render(self, camera: CameraState, width: int, height: int, abort, still: bool = True) -> np.ndarray | None:
         raise NotImplementedError
 
     # -- shared --------------------------------------------------------------------------------

@@ -27,6 +27,7 @@ from .server import background
 GAP = 0.1       # between the panels, in scene units
 BACKDROP = 0.16  # grey around the fitted image
 MAX_EXPORT = 4096
+FACING = (0.0, 1.0, 0.0, 0.0)  # viser draws an image's top row at its local -y: turn it about x to face +z, top up
 
 
 class ImageView(View):
@@ -60,7 +61,7 @@ class ImageView(View):
     def _panel(self, name: str, image: np.ndarray, slot: int, label: str) -> list:
         """An image beside the fitted one (slot 1, 2, ...) with its label; returns the handles."""
         scene, visible = self.server.scene, self.show_target.value
-        return [scene.add_image(name, image, 2 * self.sx, 2 * self.sy, format="png", visible=visible,
+        return [scene.add_image(name, image, 2 * self.sx, 2 * self.sy, format="png", visible=visible, wxyz=FACING,
                                 position=(slot * (2 * self.sx + GAP), 0.0, 0.0), cast_shadow=False, receive_shadow=False),
                 scene.add_label(f"{name}/label", label, position=(0.0, self.sy + 0.06, 0.0), visible=visible)]
 
@@ -102,7 +103,7 @@ class ImageView(View):
         inside = (t > 0) & (uv.abs() <= 1).all(-1)
         return uv, inside
 
-    def render(self, camera: CameraState, width: int, height: int, abort) -> np.ndarray | None:
+    def render(self, camera: CameraState, width: int, height: int, abort, still: bool = True) -> np.ndarray | None:
         uv, inside = self.plane_coords(camera, width, height)
         field = self.source.module
         channels = self.target.shape[-1]
@@ -149,10 +150,11 @@ class ImageView(View):
         return data
 
     def on_connect(self, client) -> None:
-        # Frame the fitted image and the ground truth beside it, seen straight on.
-        distance = 1.15 * (2 * self.sx + GAP / 2) / (client.camera.aspect * math.tan(client.camera.fov / 2))
+        # Frame the fitted image, the ground truth and the error map, seen straight on.
+        half_width = 3 * self.sx + GAP
+        distance = 1.08 * half_width / (client.camera.aspect * math.tan(client.camera.fov / 2))
         distance = max(distance, 1.15 * self.sy / math.tan(client.camera.fov / 2))
-        center = np.array([self.sx + GAP / 2, 0.0, 0.0])
+        center = np.array([2 * self.sx + GAP, 0.0, 0.0])
         with client.atomic():
             client.camera.up_direction = (0.0, 1.0, 0.0)
             client.camera.position = center + (0.0, 0.0, distance)

@@ -68,12 +68,14 @@ class Progress:
         elif not self.running.is_set():
             parts.append("(paused)")
         self.readout.content = " · ".join(parts)
-        self.curve.data = self.curve_data(train, evals, self.max_points)
-        self.curve.visible = True
+        if any("psnr" in r for r in train) or any("psnr" in r["eval"] for r in evals):
+            self.curve.data = self.curve_data(train, evals, self.max_points)
+            self.curve.visible = True
 
     @staticmethod
     def curve_data(train: list[dict], evals: list[dict], max_points: int) -> tuple[np.ndarray, ...]:
-        """(steps, train PSNR, val PSNR) on one step axis (NaN where a series has no value)."""
+        """(steps, train PSNR, val PSNR) on one step axis; a series without a value at a step holds
+        its previous one (the validation PSNR changes only at evaluations)."""
         points: dict[int, list[float]] = {}
         for r in train:
             if "psnr" in r:
@@ -83,7 +85,19 @@ class Progress:
                 points.setdefault(int(r["step"]), [np.nan, np.nan])[1] = float(r["eval"]["psnr"])
         steps = sorted(points)[-max_points:] or [0]
         values = np.array([points.get(s, [np.nan, np.nan]) for s in steps], dtype=np.float64)
-        return np.array(steps, dtype=np.float64), values[:, 0], values[:, 1]
+        return np.array(steps, dtype=np.float64), _hold(values[:, 0]), _hold(values[:, 1])
+
+
+def _hold(values: np.ndarray) -> np.ndarray:
+    """Gaps (NaN) filled with the previous value, leading ones with the first (uPlot draws no NaN)."""
+    out = values.copy()
+    seen = np.flatnonzero(~np.isnan(out))
+    if seen.size == 0:
+        return np.zeros_like(out)
+    index = np.maximum.accumulate(np.where(~np.isnan(out), np.arange(len(out)), 0))
+    out = out[index]
+    out[: seen[0]] = values[seen[0]]
+    return out
 
 
 class TrainingHook:

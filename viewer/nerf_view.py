@@ -23,6 +23,7 @@ OUTPUTS = ("rgb", "depth", "opacity")
 MAX_FRUSTUMS = 64
 THUMBNAIL = 64  # longer side of a frustum's image, in pixels
 MAX_GRID_POINTS = 60_000
+COARSE = 3  # a moving camera's frames take steps this many times longer (opacity is kept: alpha uses the length)
 
 
 def nerf_cfg(config: dict) -> NerfFitConfig:
@@ -33,7 +34,7 @@ def nerf_cfg(config: dict) -> NerfFitConfig:
 
 class NerfView(View):
     frame_seconds = 0.1
-    max_pixels = 320 * 240  # a still frame of the CPU path takes about a second
+    max_pixels = 480 * 360  # a still frame of the CPU path takes a second or two
     chunk = 1 << 13  # rays per render call: how often a stale frame checks whether to give up
 
     def setup(self) -> None:
@@ -88,24 +89,28 @@ class NerfView(View):
             self._draw_grid()
         self.redraw()
 
-    def renderer(self) -> RadianceRenderer:
+    def renderer(self, coarse: bool = False) -> RadianceRenderer:
         """A renderer of the source's current weights (rebuilt only when they change)."""
         version, module = self.source.version, self.source.module
-        if self._renderer is None or self._renderer_version != version:
-            self._renderer = RadianceRenderer(module["field"], module["grid"], self.march)
-            self._renderer_version = version
-        return self._renderer
+        if self._renderer_version != version:
+            fine = RadianceRenderer(module["field"], module["grid"], self.march)
+            quick = RadianceRenderer(module["field"], module["grid"], self.march)
+            quick.step_size *= COARSE
+            self._renderer, self._renderer_version = (fine, quick), version
+        return self._renderer[coarse]
 
     # -- rendering -----------------------------------------------------------------------------
-    def render(self, camera: CameraState, width: int, height: int, abort) -> np.ndarray | None:
-        out = self.render_maps(camera.c2w, camera.fov, width, height, abort)
+    def render(self, camera: CameraState, width: int, height: int, abort, still: bool = True) -> np.ndarray | None:
+        out = self.render_maps(camera.c2w, camera.fov, width, height, abort, coarse=not still)
         if out is None:
             return None
         return self.colorize(out, self.output.value)
 
-    def render_maps(self, c2w: np.ndarray, fov: float, width: int, height: int, abort=lambda: False) -> dict | None:
-        """{"rgb", "depth", "opacity"} [H, W, C] tensors of a pinhole camera, or None when aborted."""
-        renderer = self.renderer()
+    def render_maps(self, c2w: np.ndarray, fov: float, width: int, height: int, abort=lambda: False,
+                    coarse: bool = False) -> dict | None:
+        """{"rgb", "depth", "opacity"} [H, W, C] tensors of a pinhole camera, or None when aborted.
+        `coarse`: steps COARSE times longer along the rays (a moving camera's quick frames)."""
+        renderer = self.renderer(coarse)
         origins, dirs = pinhole(c2w, fov, width, height).view_rays(0)
         parts = []
         with torch.no_grad():

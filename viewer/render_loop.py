@@ -1,9 +1,9 @@
 """One render thread per browser: frames from the client's camera, streamed as its background.
 
-While the camera moves, frames are rendered at the resolution that keeps up (AdaptiveResolution);
-once it has been still for `still_seconds` the view is re-rendered at the screen's resolution. A
-render that a newer camera (or new weights, or another display mode) makes stale is interrupted:
-the render function polls `abort()` between chunks and gives up.
+While the camera moves, frames are rendered at the resolution that keeps up (AdaptiveResolution),
+each from the newest camera; once it has been still for `still_seconds` the view is re-rendered at
+the screen's resolution. A full-resolution render that a newer camera (or new weights, or another
+display mode) makes stale is interrupted: the render function polls `abort()` between chunks.
 """
 from __future__ import annotations
 
@@ -33,8 +33,9 @@ class CameraState:
                    int(camera.image_height))
 
 
-# render(camera, width, height, abort) -> uint8 image [height, width, 3], or None when aborted.
-RenderFn = Callable[[CameraState, int, int, Callable[[], bool]], "np.ndarray | None"]
+# render(camera, width, height, abort, still) -> uint8 image [height, width, 3], or None when aborted;
+# `still` is False for the quick frames of a moving camera.
+RenderFn = Callable[[CameraState, int, int, Callable[[], bool], bool], "np.ndarray | None"]
 
 
 class ClientRenderLoop:
@@ -110,7 +111,11 @@ class ClientRenderLoop:
         camera = CameraState.of(self.client.camera)
         size = (self.resolution.still_size if still else self.resolution.moving_size)(camera.aspect, camera.screen_height)
         start = time.perf_counter()
-        image = self.render(camera, size[0], size[1], lambda: self._version != version)
+        # A moving frame is small (it fits the time budget) and always finishes: interrupting it at
+        # every camera message would show nothing while the camera moves. A still frame is large:
+        # any new request interrupts it.
+        abort = (lambda: self._version != version or self._stopped) if still else (lambda: self._stopped)
+        image = self.render(camera, size[0], size[1], abort, still)
         if image is None:
             self.frames["aborted"] += 1
             return False

@@ -35,12 +35,12 @@ def slice_points(axis: int, offset: float, n: int) -> torch.Tensor:
 
 
 def sdf_colors(values: np.ndarray, scale: float = 0.5) -> np.ndarray:
-    """Signed distances [H, W] as uint8 RGB: blue inside, orange outside, bands every 0.05, the
+    """Signed distances [H, W] as uint8 RGB: blue inside, orange outside, bands every 0.1, the
     zero level set in black (after Inigo Quilez's distance visualisations)."""
     d = np.asarray(values, np.float64)
     base = np.where(d[..., None] > 0, np.array([0.95, 0.6, 0.25]), np.array([0.3, 0.55, 0.95]))
     col = base * (1 - np.exp(-3.0 * np.abs(d)[..., None] / scale))
-    col = col * (0.8 + 0.2 * np.cos(2 * np.pi * d / 0.05))[..., None]
+    col = col * (0.8 + 0.2 * np.cos(2 * np.pi * d / 0.1))[..., None]
     col = col + (1 - col) * 0.25
     # The level set: where the sign changes between neighbours.
     sign = d > 0
@@ -109,10 +109,11 @@ class SDFView(View):
         axis = AXES[self.slice_axis.value]
         position = [0.0, 0.0, 0.0]
         position[axis] = float(self.slice_offset.value)
-        # The image lies in its local xy plane: turn local x, y to the plane's axes a, b (slice_points).
+        # viser draws an image in its local xy plane with the top row at local -y: turn local x to
+        # the plane's axis a and local -y to its axis b (slice_points puts b's +1 in the top row).
         a, b = [i for i in range(3) if i != axis]
         rot = np.zeros((3, 3))
-        rot[a, 0], rot[b, 1] = 1.0, 1.0
+        rot[a, 0], rot[b, 1] = 1.0, -1.0
         rot[:, 2] = np.cross(rot[:, 0], rot[:, 1])
         wxyz = matrix_to_quat(rot)
         self.server.scene.add_image("/slice", self.slice_image(), 2.0, 2.0, format="png", wxyz=wxyz,
@@ -127,7 +128,7 @@ class SDFView(View):
         self.redraw()
 
     # -- sphere tracing ------------------------------------------------------------------------
-    def render(self, camera: CameraState, width: int, height: int, abort) -> np.ndarray | None:
+    def render(self, camera: CameraState, width: int, height: int, abort, still: bool = True) -> np.ndarray | None:
         image = render_sdf(self.source.module, camera.c2w, width, height, math.degrees(camera.fov))
         return to_uint8(image)
 
