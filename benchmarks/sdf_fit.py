@@ -97,6 +97,7 @@ def main() -> None:
             budget = args.hash_seconds if field == "hash" else args.siren_seconds
             runs.append(fit_one(shape, target, field, budget, args.eval_resolution, args.extract_resolution,
                                 args.device))
+            print(f"sdf_fit: {json.dumps(runs[-1])}", file=sys.stderr)
     print(json.dumps({"benchmark": "sdf_fit", "threads": torch.get_num_threads(), "runs": runs, "skipped": skipped}))
 
 
