@@ -319,3 +319,64 @@ def test_nerf_view_in_a_browser_matches_a_dataset_view(browser, nerf_run):
         assert gif[:3] == b"GIF"
     finally:
         viewer.stop()
+
+
+def test_live_viewer_follows_training_and_pauses_it(tmp_path):
+    """`inr fit ... --view`: the panel gets every row, the view the newest weights, pause holds the loop."""
+    from inr.train.image import ImageFitConfig, build_image_task
+    from inr.train.loop import TrainConfig, train
+    from inr.train.rundir import RunDir
+    from viewer.live import start_live_viewer
+
+    train_cfg = TrainConfig(steps=30, lr=1e-2, batch_size=256, schedule="constant", beta2=0.99, eps=1e-15,
+                            log_every=10, eval_every=0, checkpoint_every=0)
+    task = build_image_task(torch.rand(12, 16, 3), ImageFitConfig(field="hash"), train_cfg, torch.device("cpu"))
+    run = RunDir.create(tmp_path / "run", {"kind": "image", "field": task.model.config(),
+                                           "data": {"source": "random", "height": 12, "width": 16, "channels": 3}})
+    viewer, hooks = start_live_viewer(run, task, port=free_port("127.0.0.1", 8740))
+    try:
+        view = viewer.view
+        view.progress.toggle()  # the pause button
+        thread = threading.Thread(target=train, args=(task, run, train_cfg), kwargs={"quiet": True, **hooks})
+        thread.start()
+        time.sleep(0.5)
+        assert view.progress.rows == [] and thread.is_alive()
+        view.progress.toggle()  # resume
+        thread.join(60)
+        assert view.progress.rows == list(run.metrics()) and view.progress.rows[-1]["final"]
+        assert "finished" in view.progress.readout.content and view.source.version >= 1
+        shown, trained = view.source.module.state_dict(), task.model.state_dict()
+        assert all(torch.equal(shown[k], trained[k]) for k in trained)  # the final weights are on view
+        assert view.source.module is not task.model  # a copy: renders never race the optimiser
+    finally:
+        viewer.stop()
+
+
+def test_viewing_a_run_in_progress_follows_its_checkpoints(image_run, tmp_path):
+    """A fit in another process: the view starts from the newest checkpoint and reloads when the
+    model (or a newer checkpoint) is written; the panel follows metrics.jsonl."""
+    import shutil
+
+    from inr.train.rundir import RunDir
+
+    run_dir = tmp_path / "in-progress"
+    shutil.copytree(image_run, run_dir)
+    model = (run_dir / "model.safetensors").read_bytes()
+    (run_dir / "model.safetensors").unlink()
+    rows = (run_dir / "metrics.jsonl").read_text().splitlines()
+    (run_dir / "metrics.jsonl").write_text("\n".join(rows[:3]) + "\n")
+    viewer = Viewer(run_dir, port=free_port("127.0.0.1", 8750))
+    try:
+        view = viewer.view
+        assert len(view.progress.rows) == 3 and view.source.version == 0
+        run = RunDir.open(run_dir)
+        (run_dir / "model.safetensors").write_bytes(model)
+        (run_dir / "metrics.jsonl").write_text("\n".join(rows) + "\n")
+        deadline = time.monotonic() + 20
+        while (view.source.version == 0 or len(view.progress.rows) < len(rows)) and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert view.source.version >= 1 and len(view.progress.rows) == len(rows)
+        saved = run.load_model_state()
+        assert all(torch.equal(view.source.module.state_dict()[k], v) for k, v in saved.items())
+    finally:
+        viewer.stop()

@@ -21,6 +21,7 @@ class View:
     def __init__(self, server, run, config: dict, live=None):
         self.server, self.run, self.config, self.live = server, run, config, live
         self.loops: dict[int, ClientRenderLoop] = {}
+        self.closed = False
         self.progress = Progress(server.gui, pausable=live is not None)
         self.watcher = None
         if live is not None:
@@ -58,7 +59,9 @@ class View:
     # -- shared --------------------------------------------------------------------------------
     def reload(self) -> None:
         """Re-read the run directory's newest weights (a fit in another process moved on)."""
-        self.source.replace(self.run_module(*run_state(self.run)))
+        module = self.run_module(*run_state(self.run))
+        if not self.closed:
+            self.source.replace(module)
 
     def connect(self, client) -> None:
         resolution = AdaptiveResolution(frame_seconds=self.frame_seconds, max_pixels=self.max_pixels)
@@ -77,6 +80,7 @@ class View:
             loop.request()
 
     def close(self) -> None:
+        self.closed = True
         if self.watcher is not None:
             self.watcher.stop()
         for loop in list(self.loops.values()):

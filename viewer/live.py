@@ -19,16 +19,21 @@ class Progress:
         self.rows: list[dict] = []
         self.running = threading.Event()
         self.running.set()
+        self._val_shown = False
         with gui.add_folder("Training"):
             self.readout = gui.add_markdown("no steps logged yet")
             self.curve = gui.add_uplot(
                 data=(np.zeros(1), np.zeros(1), np.zeros(1)),
-                series=({"label": "step"}, {"label": "train PSNR", "stroke": "#1f77b4", "width": 2},
-                        {"label": "val PSNR", "stroke": "#d62728", "width": 2}),
+                series=self._series(False),
                 title="PSNR (dB)", aspect=1.6, visible=False,
                 scales={"x": {"time": False}})
             self.button = gui.add_button("Pause training", icon=None, visible=pausable)
         self.button.on_click(lambda _: self.toggle())
+
+    @staticmethod
+    def _series(val: bool) -> tuple:
+        return ({"label": "step"}, {"label": "train PSNR", "stroke": "#1f77b4", "width": 2},
+                {"label": "val PSNR", "stroke": "#d62728", "width": 2, "show": val})
 
     def toggle(self) -> None:
         """Pause a running fit, or resume a paused one."""
@@ -68,7 +73,11 @@ class Progress:
         elif not self.running.is_set():
             parts.append("(paused)")
         self.readout.content = " · ".join(parts)
-        if any("psnr" in r for r in train) or any("psnr" in r["eval"] for r in evals):
+        has_val = any("psnr" in r["eval"] for r in evals)
+        if any("psnr" in r for r in train) or has_val:
+            if has_val != self._val_shown:  # the validation series appears with the first evaluation
+                self._val_shown = has_val
+                self.curve.series = self._series(has_val)
             self.curve.data = self.curve_data(train, evals, self.max_points)
             self.curve.visible = True
 

@@ -127,4 +127,7 @@ class RunWatcher:
                 continue
 
     def stop(self) -> None:
+        """Stop polling; returns once a reload in progress has finished."""
         self._stop.set()
+        if self._thread is not threading.current_thread():
+            self._thread.join(30)
