@@ -2,12 +2,16 @@
 from __future__ import annotations
 
 import numpy as np
+import torch
 from torch import nn
 
 from .cameras import AdaptiveResolution
 from .live import Progress
 from .render_loop import CameraState, ClientRenderLoop
 from .source import FieldSource, LiveSource, RunWatcher, run_field, run_state
+
+# Where a run directory's field is rendered (a live view renders where training runs).
+DEVICE = "cuda" if torch.cuda.is_available() else "cpu"
 
 
 class View:
@@ -27,7 +31,7 @@ class View:
         if live is not None:
             self.source: FieldSource = LiveSource(self.live_module(live))
         else:
-            self.source = FieldSource(self.run_module(*run_state(run)))
+            self.source = FieldSource(self.run_module(*run_state(run)).to(DEVICE))
         self.setup()
         self.source.listeners.append(self.weights_changed)
         if live is None:
@@ -49,6 +53,11 @@ class View:
     def weights_changed(self) -> None:
         self.redraw()
 
+    @property
+    def device(self) -> torch.device:
+        """Where the current weights are (rays and coordinates go there)."""
+        return next(self.source.module.parameters()).device
+
     def draws_background(self) -> bool:
         """Whether frames are rendered now (a view may show only scene objects)."""
         return True
@@ -59,7 +68,7 @@ class View:
     # -- shared --------------------------------------------------------------------------------
     def reload(self) -> None:
         """Re-read the run directory's newest weights (a fit in another process moved on)."""
-        module = self.run_module(*run_state(self.run))
+        module = self.run_module(*run_state(self.run)).to(DEVICE)
         if not self.closed:
             self.source.replace(module)
 

@@ -88,7 +88,7 @@ class ImageView(View):
 
     def field_image(self, height: int, width: int, crop=None) -> torch.Tensor:
         """The field rendered over a pixel grid (the whole image, or crop (x0, y0, x1, y1))."""
-        out = render_image(self.source.module, height, width, crop=crop, device="cpu")
+        out = render_image(self.source.module, height, width, crop=crop).cpu()
         return out.clamp(0, 1) if self.clamp else out
 
     # -- rendering -----------------------------------------------------------------------------
@@ -105,7 +105,7 @@ class ImageView(View):
 
     def render(self, camera: CameraState, width: int, height: int, abort, still: bool = True) -> np.ndarray | None:
         uv, inside = self.plane_coords(camera, width, height)
-        field = self.source.module
+        field, device = self.source.module, self.device
         channels = self.target.shape[-1]
         out = torch.full((uv.shape[0], channels), BACKDROP)
         idx = torch.nonzero(inside).squeeze(-1)
@@ -113,8 +113,8 @@ class ImageView(View):
             for part in idx.split(self.chunk):
                 if abort():
                     return None
-                y = field(uv[part].float())
-                out[part] = (y.clamp(0, 1) if self.clamp else y).reshape(len(part), -1).float()
+                y = field(uv[part].float().to(device))
+                out[part] = (y.clamp(0, 1) if self.clamp else y).reshape(len(part), -1).float().cpu()
         return to_uint8(out.view(height, width, channels))
 
     # -- export --------------------------------------------------------------------------------

@@ -111,15 +111,16 @@ class NerfView(View):
         """{"rgb", "depth", "opacity"} [H, W, C] tensors of a pinhole camera, or None when aborted.
         `coarse`: steps COARSE times longer along the rays (a moving camera's quick frames)."""
         renderer = self.renderer(coarse)
-        origins, dirs = pinhole(c2w, fov, width, height).view_rays(0)
-        parts = []
+        device = self.device
+        origins, dirs = (t.to(device) for t in pinhole(c2w, fov, width, height).view_rays(0))
+        background, parts = self.background.to(device), []
         with torch.no_grad():
             for o, d in zip(origins.split(self.chunk), dirs.split(self.chunk)):
                 if abort():
                     return None
-                out = renderer.render(o, d, self.background)
+                out = renderer.render(o, d, background)
                 parts.append(torch.cat([out["rgb"], out["depth"], out["opacity"]], -1))
-        img = torch.cat(parts).view(height, width, 5)
+        img = torch.cat(parts).view(height, width, 5).cpu()
         return {"rgb": img[..., :3], "depth": img[..., 3:4], "opacity": img[..., 4:5]}
 
     def colorize(self, out: dict, kind: str) -> np.ndarray:
@@ -179,9 +180,9 @@ class NerfView(View):
             return
         grid = self.source.module["grid"]
         points = grid.points().cpu().numpy()
+        size = float(grid.half_extent.max()) * 2 / grid.resolution
         if len(points) > MAX_GRID_POINTS:
             points = points[np.random.default_rng(0).choice(len(points), MAX_GRID_POINTS, replace=False)]
-        size = float(grid.half_extent.max()) * 2 / grid.resolution
         self._grid_handle = self.server.scene.add_point_cloud(
             "/occupancy", points=points.astype(np.float32), colors=(230, 120, 20), point_size=size * 0.6)
 

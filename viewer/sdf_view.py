@@ -91,7 +91,7 @@ class SDFView(View):
             return  # one extraction at a time; the slider's last value wins on the next change
         try:
             n = int(self.resolution.value)
-            verts, faces = extract_mesh(self.field_fn, n)
+            verts, faces = extract_mesh(self.field_fn, n, device=self.device)
             self.mesh_info.content = f"mesh: {len(verts):,} vertices, {len(faces):,} triangles at {n}^3"
             if len(faces):
                 self._mesh = self.server.scene.add_mesh_simple(
@@ -102,7 +102,8 @@ class SDFView(View):
 
     def slice_image(self) -> np.ndarray:
         axis = AXES[self.slice_axis.value]
-        values = evaluate(self.field_fn, slice_points(axis, float(self.slice_offset.value), SLICE_PIXELS), 1 << 16)
+        points = slice_points(axis, float(self.slice_offset.value), SLICE_PIXELS)
+        values = evaluate(self.field_fn, points, 1 << 16, self.device)
         return sdf_colors(values.reshape(SLICE_PIXELS, SLICE_PIXELS).numpy())
 
     def update_slice(self) -> None:
@@ -129,7 +130,7 @@ class SDFView(View):
 
     # -- sphere tracing ------------------------------------------------------------------------
     def render(self, camera: CameraState, width: int, height: int, abort, still: bool = True) -> np.ndarray | None:
-        image = render_sdf(self.source.module, camera.c2w, width, height, math.degrees(camera.fov))
+        image = render_sdf(self.source.module, camera.c2w, width, height, math.degrees(camera.fov), device=self.device)
         return to_uint8(image)
 
     def draws_background(self) -> bool:
