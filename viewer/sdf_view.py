@@ -68,6 +68,7 @@ class SDFView(View):
             self.slice_offset = gui.add_slider("Slice position", -1.0, 1.0, 0.01, 0.0)
             self.show_slice = gui.add_checkbox("Show slice", True)
         self._mesh_lock = threading.Lock()
+        self._mesh_stale = False
         self.display.on_update(lambda _: self._set_display())
         self.resolution.on_update(lambda _: background(self.update_mesh))
         for handle in (self.slice_axis, self.slice_offset, self.show_slice):
@@ -87,16 +88,22 @@ class SDFView(View):
 
     # -- mesh and slice ------------------------------------------------------------------------
     def update_mesh(self) -> None:
+        """Marching cubes at the slider's resolution; one extraction at a time, repeated while the
+        slider or the weights moved on during it."""
         if not self._mesh_lock.acquire(blocking=False):
-            return  # one extraction at a time; the slider's last value wins on the next change
+            self._mesh_stale = True  # the running extraction goes again when it is done
+            return
         try:
-            n = int(self.resolution.value)
-            verts, faces = extract_mesh(self.field_fn, n, device=self.device)
-            self.mesh_info.content = f"mesh: {len(verts):,} vertices, {len(faces):,} triangles at {n}^3"
-            if len(faces):
-                self._mesh = self.server.scene.add_mesh_simple(
-                    "/mesh", verts, faces.astype(np.uint32), color=(180, 190, 215), side="double",
-                    visible=self.display.value == "mesh")
+            self._mesh_stale = True
+            while self._mesh_stale and not self.closed:
+                self._mesh_stale = False
+                n = int(self.resolution.value)
+                verts, faces = extract_mesh(self.field_fn, n, device=self.device)
+                self.mesh_info.content = f"mesh: {len(verts):,} vertices, {len(faces):,} triangles at {n}^3"
+                if len(faces):
+                    self._mesh = self.server.scene.add_mesh_simple(
+                        "/mesh", verts, faces.astype(np.uint32), color=(180, 190, 215), side="double",
+                        visible=not self.draws_background())
         finally:
             self._mesh_lock.release()
 
