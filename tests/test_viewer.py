@@ -87,6 +87,77 @@ def test_moving_frames_fit_the_time_budget_and_still_frames_the_screen():
     assert tiny.moving_size(1.0, 600) == (32, 32)  # a floor, however slow the field
 
 
+class FakeClient:
+    """What a render loop uses of a viser client: its camera and its background image."""
+
+    class Camera:
+        wxyz, position, fov, aspect, image_height = (1.0, 0.0, 0.0, 0.0), (0.0, 0.0, 0.0), 1.0, 1.5, 400
+
+        def __init__(self):
+            self.callbacks = []
+
+        def on_update(self, fn):
+            self.callbacks.append(fn)
+
+    class Scene:
+        def __init__(self):
+            self.images = []
+
+        def set_background_image(self, image, **_):
+            self.images.append(None if image is None else image.shape)
+
+    client_id = 0
+
+    def __init__(self):
+        self.camera, self.scene = self.Camera(), self.Scene()
+
+    def move(self):
+        for fn in self.camera.callbacks:
+            fn(self.camera)
+
+
+def test_render_loop_small_frames_while_moving_then_the_screen_and_stale_frames_interrupted():
+    from viewer.render_loop import ClientRenderLoop
+
+    calls = []
+
+    def render(camera, width, height, abort, still):  # 100k pixels per second, in chunks that poll abort
+        calls.append((width, height, still))
+        for _ in range(10):
+            if abort():
+                return None
+            time.sleep(width * height / 1e5 / 10)
+        return np.zeros((height, width, 3), np.uint8)
+
+    client = FakeClient()
+    res = AdaptiveResolution(frame_seconds=0.05, initial_rate=2e5, max_pixels=300 * 200)
+    loop = ClientRenderLoop(client, render, res, still_seconds=0.2)
+    try:
+        time.sleep(0.2)
+        assert calls == []  # nothing before the first request
+        for _ in range(10):  # a camera dragged for half a second
+            client.move()
+            time.sleep(0.05)
+        assert loop.still_event.wait(5)
+        moving = [c for c in calls if not c[2]]
+        # The first frame guesses from the initial rate; the rest fit 0.05 s at the measured one.
+        assert len(moving) >= 3 and all(w * h <= 1e5 * 0.05 * 1.3 for w, h, _ in moving[2:])
+        assert calls[-1] == (300, 200, True) and loop.last_still.shape == (200, 300, 3)  # capped
+        assert loop.frames["still"] == 1
+        # A new camera while the still frame renders interrupts it.
+        loop.request()
+        time.sleep(0.1)
+        client.move()
+        assert loop.still_event.wait(5)
+        assert loop.frames["aborted"] >= 1 and loop.frames["still"] == 2
+        loop.enabled = False
+        loop.request()
+        time.sleep(0.5)
+        assert client.scene.images[-1] is None  # disabled: the background is cleared
+    finally:
+        loop.stop()
+
+
 def test_progress_curve_puts_train_and_val_psnr_on_one_axis():
     rows = [{"step": 1, "loss": 1.0, "psnr": 10.0}, {"step": 25, "loss": 0.5, "psnr": 20.0},
             {"step": 25, "eval": {"psnr": 18.0}}, {"step": 50, "loss": 0.1, "psnr": 25.0},
