@@ -31,9 +31,12 @@ def shoot(run: str, out: Path, setup=None, settle: float = 2.0) -> None:
             while not viewer.view.loops and time.monotonic() < deadline:
                 time.sleep(0.1)
             loop = next(iter(viewer.view.loops.values()))
-            if loop.enabled:
-                loop.still_event.wait(120)
             time.sleep(settle)
+            while loop.enabled and time.monotonic() < deadline:  # the full-resolution frame, settled
+                if loop.still_event.wait(1.0):
+                    time.sleep(1.0)
+                    if loop.still_event.is_set():
+                        break
             browser.evaluate(HIDE_NOTICES)
             time.sleep(1.0)
             iio.imwrite(out, browser.screenshot())

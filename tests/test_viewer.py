@@ -388,6 +388,11 @@ def test_nerf_view_in_a_browser_matches_a_dataset_view(browser, nerf_run):
         assert np.allclose(alpha[..., 0], alpha[..., 1]) and alpha.std() > 5
         gif = view.export_orbit(None, frames=4, height=24)
         assert gif[:3] == b"GIF"
+        assert len(view._frustums) == 12  # every training camera, with its image
+        view.show_grid.value = True
+        view._draw_grid()
+        occupied = view.source.module["grid"].binary.sum()
+        assert view._grid_handle is not None and 0 < len(view._grid_handle.points) <= occupied
     finally:
         viewer.stop()
 

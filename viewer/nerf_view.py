@@ -153,7 +153,8 @@ class NerfView(View):
     def _draw_cameras(self) -> list:
         cams, _images = self.data.cameras, self.data.images
         n = len(cams)
-        picks = sorted({round(i * (n - 1) / max(MAX_FRUSTUMS - 1, 1)) for i in range(min(n, MAX_FRUSTUMS))})
+        k = min(n, MAX_FRUSTUMS)  # evenly spread over the cameras
+        picks = sorted({round(i * (n - 1) / max(k - 1, 1)) for i in range(k)})
         scale = 0.08 * float(np.linalg.norm(cams.c2w[:, :3, 3].numpy() - self.center, axis=1).mean())
         step = max(1, math.ceil(max(cams.width, cams.height) / THUMBNAIL))
         handles = []
