@@ -10,6 +10,7 @@ import torch
 from torch import nn
 
 from inr.render.radiance import RadianceRenderer
+from inr.render.rays import mean_up
 from inr.signals.radiance import background_color, load_radiance
 from inr.train.nerf import NerfFitConfig, build_renderer
 
@@ -44,8 +45,7 @@ class NerfView(View):
         self.background = background_color(self.cfg.eval_background)
         cams = self.data.cameras
         self.center = self._center()
-        up = cams.c2w[:, :3, 1].mean(0)
-        self.up = (up / up.norm()).numpy().astype(np.float64)
+        self.up = mean_up(cams).numpy().astype(np.float64)
         self.server.scene.set_up_direction(self.up)
         self._renderer, self._renderer_version = None, -1
         gui = self.server.gui
@@ -189,24 +189,20 @@ class NerfView(View):
 
     def export_orbit(self, client, frames: int = 48, height: int = 240) -> bytes:
         """An orbit around the scene centre through the training cameras' mean distance and
-        elevation, as a GIF sent to `client` (also returned)."""
-        import imageio.v3 as iio
-
-        from inr.render.rays import orbit_poses
+        elevation, as an MP4 (a GIF where imageio-ffmpeg is missing) sent to `client` (also returned)."""
+        from inr.render.rays import orbit_like
+        from inr.signals.video import encode_video
 
         cams = self.data.cameras
-        offsets = cams.c2w[:, :3, 3].numpy() - self.center
-        radius = float(np.linalg.norm(offsets, axis=1).mean())
-        elevation = float(np.degrees(np.arcsin(np.clip(offsets @ self.up / np.linalg.norm(offsets, axis=1), -1, 1))).mean())
-        poses = orbit_poses(frames, radius, elevation, tuple(self.center), tuple(self.up)).numpy()
+        poses = orbit_like(cams, self.center, frames).numpy()
         _, fov = self.training_view(0)
         width = round(height * cams.width / cams.height)
         self.stats.content = "rendering the orbit video..."
         images = [self.colorize(self.render_maps(p, fov, width, height), self.output.value) for p in poses]
-        data = iio.imwrite("<bytes>", np.stack(images), extension=".gif", duration=1000 / 24, loop=0)
+        data, suffix = encode_video(images, 24, ".mp4")
         self.stats.content = f"orbit video: {frames} frames at {width}x{height}"
         if client is not None:
-            client.send_file_download("orbit.gif", data)
+            client.send_file_download(f"orbit{suffix}", data)
         return data
 
 

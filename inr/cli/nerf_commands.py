@@ -4,15 +4,15 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
-import sys
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from inr.atomic import atomic_write, atomic_write_bytes, atomic_write_text
+from inr.atomic import atomic_write, atomic_write_text
 from inr.backends import BACKENDS, set_backend
 from inr.errors import InputError
+from inr.signals.video import write_video
 from inr.train.loop import resolve_device
 from inr.train.nerf import NerfFitConfig, build_nerf_task, evaluate_views, load_renderer, save_grid
 from inr.train.rundir import RunDir
@@ -172,7 +172,7 @@ def evaluate_run(run_dir: RunDir, config: dict, args) -> dict:
 
 
 def render_nerf_command(args) -> int:
-    from inr.render.rays import Cameras, orbit_poses
+    from inr.render.rays import Cameras, orbit_like
     from inr.signals.radiance import background_color
 
     suffix = Path(args.output).suffix.lower()
@@ -189,19 +189,12 @@ def render_nerf_command(args) -> int:
         from inr.signals.radiance import load_radiance
 
         train = load_radiance(config["data"]["dataset"], "train", cfg.downscale)
-        center = (renderer.grid.center).cpu()
-        offsets = train.cameras.c2w[:, :3, 3] - center
-        up = train.cameras.c2w[:, :3, 1].mean(0)  # the training cameras' mean up direction
-        up = up / up.norm()
-        radius = args.radius or float(offsets.norm(dim=-1).mean())
-        elevation = args.elevation if args.elevation is not None else float(
-            torch.rad2deg(torch.asin((offsets / offsets.norm(dim=-1, keepdim=True) @ up).clamp(-1, 1))).mean())
-        poses = orbit_poses(args.frames, radius, elevation, center.tolist(), up.tolist())
+        poses = orbit_like(train.cameras, renderer.grid.center, args.frames, args.radius, args.elevation)
         c = train.cameras
         cams = Cameras(poses, c.fx[:1].expand(args.frames), c.fy[:1].expand(args.frames), c.cx[:1].expand(args.frames),
                        c.cy[:1].expand(args.frames), c.width, c.height).scaled(args.scale).to(device)
         frames = [_frame(renderer.render_view(cams, i, bg), args.output_kind) for i in range(args.frames)]
-        written = _write_video(args.output, frames, args.fps)
+        written = write_video(args.output, frames, args.fps)
         print(json.dumps({"output": written, "frames": args.frames, "height": cams.height, "width": cams.width}))
         return 0
     split, data = _split_data(config, args.split, cfg.downscale)
@@ -235,23 +228,3 @@ def _frame(out: dict, kind: str) -> np.ndarray:
         img = out[kind]
     img = img.cpu().numpy()
     return (np.clip(img, 0, 1) * 255 + 0.5).astype(np.uint8)
-
-
-def _write_video(path: str, frames: list[np.ndarray], fps: int) -> str:
-    """An MP4 through imageio's ffmpeg plugin, or a GIF beside it where ffmpeg is unavailable."""
-    import imageio.v3 as iio
-
-    frames = [f if f.shape[-1] == 3 else np.repeat(f, 3, -1) for f in frames]
-    if path.lower().endswith(".mp4"):
-        try:
-            import imageio_ffmpeg  # noqa: F401  (the mp4 writer)
-
-            atomic_write_bytes(path, iio.imwrite("<bytes>", np.stack(frames), extension=".mp4", fps=fps,
-                                                 macro_block_size=1))
-            return path
-        except ImportError:
-            gif = str(Path(path).with_suffix(".gif"))
-            print(f"inr: no mp4 writer (pip install imageio-ffmpeg); writing {gif} instead", file=sys.stderr)
-            path = gif
-    atomic_write_bytes(path, iio.imwrite("<bytes>", np.stack(frames), extension=".gif", duration=1000 / fps, loop=0))
-    return path

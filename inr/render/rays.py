@@ -119,3 +119,23 @@ def look_at(eye: torch.Tensor, target: torch.Tensor, up: torch.Tensor) -> torch.
     c2w[:, :3, 0], c2w[:, :3, 1], c2w[:, :3, 2], c2w[:, :3, 3] = right, cam_up, back, eye
     c2w[:, 3, 3] = 1.0
     return c2w
+
+
+def mean_up(cameras: Cameras) -> torch.Tensor:
+    """The cameras' mean up direction [3] (unit): a scene's "up" when its poses do not say."""
+    up = cameras.c2w[:, :3, 1].mean(0)
+    return up / up.norm().clamp_min(1e-12)
+
+
+def orbit_like(cameras: Cameras, center, n: int, radius: float | None = None,
+               elevation_deg: float | None = None) -> torch.Tensor:
+    """n poses [n, 4, 4] orbiting `center` about the cameras' mean up direction, at their mean
+    distance and mean elevation unless `radius` / `elevation_deg` are given."""
+    center_t = torch.as_tensor(center, dtype=torch.float32).cpu()
+    up = mean_up(cameras).cpu()
+    offsets = cameras.c2w[:, :3, 3].cpu() - center_t
+    dist = offsets.norm(dim=-1)
+    radius = radius or float(dist.mean())
+    if elevation_deg is None:
+        elevation_deg = float(torch.rad2deg(torch.asin((offsets @ up / dist.clamp_min(1e-12)).clamp(-1, 1))).mean())
+    return orbit_poses(n, radius, elevation_deg, center_t.tolist(), up.tolist())
