@@ -145,3 +145,14 @@ def test_export_and_render_refuse_bad_requests(fitted, tmp_path, capsys):
     assert main(["render", "sdf", str(fitted), "-o", str(tmp_path / "x.ply")]) == 2
     assert main(["export", "mesh", str(tmp_path), "-o", str(tmp_path / "x.ply")]) == 2
     assert not list(tmp_path.glob("x.*"))
+
+
+def test_resume_continues_an_sdf_run(tmp_path):
+    out = tmp_path / "sphere"
+    first = [a if a != "40" else "20" for a in FAST]  # FAST with --steps 20
+    assert main(["fit", "sdf", "sphere", "--out", str(out), "--checkpoint-every", "10", *first]) == 0
+    assert main(["fit", "sdf", "--resume", "--out", str(out), "--steps", "40", "--quiet"]) == 0
+    rows = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+    steps = [r["step"] for r in rows if "loss" in r]
+    assert rows[-1]["final"] and rows[-1]["step"] == 40 and steps == sorted(steps) and steps[-1] == 40
+    assert main(["eval", str(out)]) == 0
