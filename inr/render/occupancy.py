@@ -52,10 +52,14 @@ class OccupancyGrid(nn.Module):
         """(cascade, flat cell index, inside) of world points: the finest cascade containing each."""
         u = (points - self.center) / self.half_extent  # in [-1, 1] inside cascade 0
         extent = u.abs().amax(-1)
-        level = torch.ceil(torch.log2(extent.clamp_min(1e-12))).clamp_min(0)
-        inside = level < self.cascades
-        level = level.clamp_max(self.cascades - 1)
-        u = u / torch.exp2(level)[:, None]
+        if self.cascades == 1:  # the common bounded scene: no level to find (this runs per march sample)
+            level = torch.zeros_like(extent)
+            inside = extent <= 1
+        else:
+            level = torch.ceil(torch.log2(extent.clamp_min(1e-12))).clamp_min(0)
+            inside = level < self.cascades
+            level = level.clamp_max(self.cascades - 1)
+            u = u / torch.exp2(level)[:, None]
         ijk = ((u + 1) * (0.5 * self.resolution)).long().clamp_(0, self.resolution - 1)
         r = self.resolution
         return level.long(), (ijk[:, 0] * r + ijk[:, 1]) * r + ijk[:, 2], inside
@@ -63,7 +67,8 @@ class OccupancyGrid(nn.Module):
     def occupied(self, points: torch.Tensor) -> torch.Tensor:
         """Whether each world point [M, 3] lies in an occupied cell (False outside every cascade)."""
         level, idx, inside = self._cells(points)
-        return self.binary[level, idx] & inside
+        flat = self.binary.view(-1)  # one flat gather: much cheaper than [level, idx] indexing
+        return flat[idx if self.cascades == 1 else level * self.resolution ** 3 + idx] & inside
 
     def cell_points(self, level: int, idx: torch.Tensor, jitter: bool = True) -> torch.Tensor:
         """World positions of cells `idx` of cascade `level`: a random point inside each, or the centre."""
@@ -146,16 +151,19 @@ def march(grid: OccupancyGrid | None, origins: torch.Tensor, dirs: torch.Tensor,
     if max_samples is not None:
         counts = counts.clamp_max(max_samples)
     ray_indices = torch.repeat_interleave(torch.arange(origins.shape[0], device=device), counts)
-    offsets = torch.cumsum(counts, 0) - counts
-    k = torch.arange(ray_indices.numel(), device=device) - offsets[ray_indices] + step0[ray_indices]
-    lo, hi = schedule[k], schedule[k + 1]
-    j = jit[ray_indices]
-    t0 = lo + j * (hi - lo)
-    t1 = hi + j * (schedule[(k + 2).clamp_max(n_steps)] - hi)
-    t0 = torch.maximum(t0, t_near[ray_indices])
-    t1 = torch.minimum(t1, t_far[ray_indices])
+    # Everything a candidate needs from its ray in one gather (separate gathers cost more here
+    # than the occupancy test): origin, direction, jitter, near, far, first step - offset.
+    first = (step0 - (torch.cumsum(counts, 0) - counts)).to(origins.dtype)
+    per_ray = torch.cat([origins, dirs, jit[:, None], t_near[:, None], t_far[:, None], first[:, None]], 1)[ray_indices]
+    k = torch.arange(ray_indices.numel(), device=device) + per_ray[:, 9].long()
+    # Each step's (start, end, next end) in one table, so one gather serves all three.
+    bounds = torch.stack([schedule[:-1], schedule[1:], torch.cat([schedule[2:], schedule[-1:]])], 1)
+    lo, hi, nxt = bounds[k].unbind(1)
+    j = per_ray[:, 6]
+    t0 = torch.maximum(lo + j * (hi - lo), per_ray[:, 7])
+    t1 = torch.minimum(hi + j * (nxt - hi), per_ray[:, 8])
     keep = t1 > t0
     if grid is not None:
-        mid = origins[ray_indices] + dirs[ray_indices] * ((t0 + t1) * 0.5)[:, None]
-        keep &= grid.occupied(mid)
-    return ray_indices[keep], t0[keep], t1[keep]
+        keep &= grid.occupied(per_ray[:, :3] + per_ray[:, 3:6] * ((t0 + t1) * 0.5)[:, None])
+    kept = torch.nonzero(keep).squeeze(1)  # once, rather than once per masked tensor
+    return ray_indices.index_select(0, kept), t0.index_select(0, kept), t1.index_select(0, kept)
