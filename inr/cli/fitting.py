@@ -16,11 +16,13 @@ from inr.errors import InputError
 from inr.train.loop import SCHEDULES, TrainConfig, train
 from inr.train.rundir import FORMAT, RunDir
 
-from .options import build_dataclass, deep_merge, parsed_overrides, read_config_file
+from .options import add_dataclass_options, build_dataclass, deep_merge, parsed_overrides, read_config_file
 from .view_command import add_view_flag
 
 # What may change when a run resumes: how long it trains and how often it reports.
 RESUMABLE = {"steps", "max_seconds", "eval_every", "log_every", "checkpoint_every", "device", "backend"}
+# Train options every fit command spells short.
+FLAG_ALIASES = {"train.batch_size": "--batch-size", "train.max_seconds": "--max-seconds"}
 
 
 def add_run_options(p: argparse.ArgumentParser, default_out: str) -> None:
@@ -31,6 +33,15 @@ def add_run_options(p: argparse.ArgumentParser, default_out: str) -> None:
                    help="JSON config: the keys of a run's config.json 'fit' block, or a run's config.json itself")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     add_view_flag(p)
+
+
+def add_fit_options(p: argparse.ArgumentParser, default_out: str, defaults, blocks) -> None:
+    """The run options, the train options of `defaults` and one --BLOCK.* option per leaf of each of
+    its config `blocks`."""
+    add_run_options(p, default_out)
+    add_dataclass_options(p, defaults.train, "train.", "", FLAG_ALIASES)
+    for block in blocks:
+        add_dataclass_options(p, getattr(defaults, block), f"{block}.", f"{block}.")
 
 
 def check_train(t: TrainConfig) -> None:
@@ -89,6 +100,23 @@ def resumed_config(args, kind: str, cls, top_level: tuple[str, ...]):
     cfg.train = dataclasses.replace(cfg.train, **overrides.get("train", {}))
     check_train(cfg.train)
     return run, cfg
+
+
+def fit_settings(args, kind: str, cls, top_level: tuple[str, ...]):
+    """(the run to continue, or None for a new fit; the fit config): resume rules or fresh settings."""
+    if args.resume:
+        return resumed_config(args, kind, cls, top_level)
+    return None, fit_config(args, cls, top_level)
+
+
+def run_for(args, run: RunDir | None, kind: str, cfg, train_cfg: TrainConfig, default: Path,
+            **sections) -> tuple[RunDir, bool | None]:
+    """The resumed `run`, or a new one whose config.json holds the kind, the resolved fit settings
+    and `sections` (field, data, ...); returns (run, whether this command created its folder)."""
+    if run is not None:
+        return run, None
+    cfg.train = train_cfg
+    return new_run(args, default, {"kind": kind, "fit": dataclasses.asdict(cfg), **sections})
 
 
 def new_run(args, default: Path, config: dict) -> tuple[RunDir, bool]:

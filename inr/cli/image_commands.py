@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import json
 from pathlib import Path
 
@@ -13,19 +12,9 @@ from inr.train.image import ImageFitConfig, build_image_task
 from inr.train.loop import resolve_device
 from inr.train.rundir import RunDir
 
-from .fitting import (
-    add_run_options,
-    announce,
-    default_out,
-    fit_config,
-    new_run,
-    resumed_config,
-    train_run,
-)
-from .options import add_dataclass_options
+from .fitting import add_fit_options, announce, default_out, fit_settings, run_for, train_run
 
 TOP_LEVEL = ("target", "size", "field")  # ImageFitConfig fields given as plain options
-FLAG_ALIASES = {"train.batch_size": "--batch-size", "train.max_seconds": "--max-seconds"}
 
 
 def add_fit_parser(kinds) -> None:
@@ -36,11 +25,7 @@ def add_fit_parser(kinds) -> None:
     p.add_argument("--field", choices=list(FIELDS), default=argparse.SUPPRESS, help="field kind (default: hash)")
     p.add_argument("--size", type=int, dest="size", default=argparse.SUPPRESS, metavar="PIXELS",
                    help="downscale the target so its longer side is PIXELS (default: as is)")
-    add_run_options(p, "runs/<target>-<field>")
-    defaults = ImageFitConfig()
-    add_dataclass_options(p, defaults.train, "train.", "", FLAG_ALIASES)
-    for kind in FIELDS:
-        add_dataclass_options(p, getattr(defaults, kind), f"{kind}.", f"{kind}.")
+    add_fit_options(p, "runs/<target>-<field>", ImageFitConfig(), FIELDS)
     p.set_defaults(handler=fit_image_command)
 
 
@@ -59,21 +44,12 @@ def add_render_parser(kinds) -> None:
     p.set_defaults(handler=render_image_command)
 
 
-def _fit_config(args) -> ImageFitConfig:
-    cfg = fit_config(args, ImageFitConfig, TOP_LEVEL)
-    if cfg.field not in FIELDS:
-        raise InputError(f"unknown field {cfg.field!r}; expected one of {', '.join(FIELDS)}")
-    return cfg
-
-
 def fit_image_command(args) -> int:
     from scenes import resolve_image
 
-    if args.resume:
-        run, cfg = resumed_config(args, "image", ImageFitConfig, TOP_LEVEL)
-    else:
-        cfg = _fit_config(args)
-        run = None
+    run, cfg = fit_settings(args, "image", ImageFitConfig, TOP_LEVEL)
+    if run is None and cfg.field not in FIELDS:
+        raise InputError(f"unknown field {cfg.field!r}; expected one of {', '.join(FIELDS)}")
     image = resolve_image(cfg.target, cfg.size)
     train_cfg = cfg.resolved_train()
     device = resolve_device(train_cfg.device)
@@ -82,14 +58,10 @@ def fit_image_command(args) -> int:
     except ValueError as e:  # an invalid field option: reported before anything is written
         raise InputError(f"invalid {cfg.field} field config: {e}") from None
 
-    created = None
-    if run is None:
-        cfg.train = train_cfg
-        h, w, c = image.shape
-        run, created = new_run(args, default_out(cfg.target, cfg.field), {
-            "kind": "image", "fit": dataclasses.asdict(cfg), "field": task.model.config(),
-            "data": {"source": cfg.target, "height": h, "width": w, "channels": c},
-        })
+    h, w, c = image.shape
+    run, created = run_for(args, run, "image", cfg, train_cfg, default_out(cfg.target, cfg.field),
+                           field=task.model.config(),
+                           data={"source": cfg.target, "height": h, "width": w, "channels": c})
     announce(f"{cfg.target} with a {cfg.field} field", task.model, run)
 
     def finish() -> dict:

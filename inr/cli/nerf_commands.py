@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import json
 from pathlib import Path
 
@@ -17,11 +16,10 @@ from inr.train.loop import resolve_device
 from inr.train.nerf import NerfFitConfig, build_nerf_task, evaluate_views, load_renderer, save_grid
 from inr.train.rundir import RunDir
 
-from .fitting import add_run_options, announce, default_out, fit_config, new_run, resumed_config, train_run
-from .options import add_dataclass_options, build_dataclass
+from .fitting import add_fit_options, announce, default_out, fit_settings, run_for, train_run
+from .options import build_dataclass
 
 TOP_LEVEL = ("target", "downscale", "background", "eval_background", "loss", "eval_views")
-FLAG_ALIASES = {"train.batch_size": "--batch-size", "train.max_seconds": "--max-seconds"}
 VIDEO_SUFFIXES = (".mp4", ".gif")
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff")
 
@@ -41,11 +39,7 @@ def add_fit_parser(kinds) -> None:
     p.add_argument("--loss", choices=("mse", "huber"), default=argparse.SUPPRESS, help="colour loss (default: mse)")
     p.add_argument("--eval-views", dest="eval_views", type=int, default=argparse.SUPPRESS,
                    help="validation views per evaluation during training (default: 10)")
-    add_run_options(p, "runs/<scene>-nerf")
-    defaults = NerfFitConfig()
-    add_dataclass_options(p, defaults.train, "train.", "", FLAG_ALIASES)
-    for block in ("field", "march", "occupancy"):
-        add_dataclass_options(p, getattr(defaults, block), f"{block}.", f"{block}.")
+    add_fit_options(p, "runs/<scene>-nerf", NerfFitConfig(), ("field", "march", "occupancy"))
     p.set_defaults(handler=fit_nerf_command)
 
 
@@ -96,14 +90,10 @@ def _load_splits(path: Path, downscale: int):
 
 
 def fit_nerf_command(args) -> int:
-    if args.resume:
-        run, cfg = resumed_config(args, "nerf", NerfFitConfig, TOP_LEVEL)
-    else:
-        cfg = fit_config(args, NerfFitConfig, TOP_LEVEL)
-        run = None
-        if "field.aabb" in vars(args):  # derived, not chosen: a flag would be silently replaced
-            raise InputError("field.aabb is set from the dataset (its scale, offset and aabb_scale); "
-                             "edit those in transforms.json to change the scene box")
+    run, cfg = fit_settings(args, "nerf", NerfFitConfig, TOP_LEVEL)
+    if run is None and "field.aabb" in vars(args):  # derived, not chosen: a flag would be silently replaced
+        raise InputError("field.aabb is set from the dataset (its scale, offset and aabb_scale); "
+                         "edit those in transforms.json to change the scene box")
     try:
         cfg.check()
     except ValueError as e:
@@ -117,15 +107,12 @@ def fit_nerf_command(args) -> int:
     except ValueError as e:  # an invalid field option: reported before anything is written
         raise InputError(f"invalid nerf field config: {e}") from None
 
-    created = None
-    if run is None:
-        cfg.train = train_cfg
-        run, created = new_run(args, default_out(cfg.target, "nerf"), {
-            "kind": "nerf", "fit": dataclasses.asdict(cfg), "field": task.model.config(),
-            "data": {"source": cfg.target, "dataset": str(Path(dataset).resolve()), "splits": splits,
-                     "height": train_data.height, "width": train_data.width, "train_views": len(train_data),
-                     "aabb": train_data.aabb.tolist(), "aabb_scale": train_data.aabb_scale},
-        })
+    run, created = run_for(args, run, "nerf", cfg, train_cfg, default_out(cfg.target, "nerf"),
+                           field=task.model.config(),
+                           data={"source": cfg.target, "dataset": str(Path(dataset).resolve()), "splits": splits,
+                                 "height": train_data.height, "width": train_data.width,
+                                 "train_views": len(train_data), "aabb": train_data.aabb.tolist(),
+                                 "aabb_scale": train_data.aabb_scale})
     announce(f"{cfg.target} ({len(train_data)} views, {train_data.width}x{train_data.height}) with a "
              f"{cfg.field.encoding} NeRF field", task.model, run)
 

@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import json
 import sys
 from pathlib import Path
@@ -13,11 +12,9 @@ from inr.train.loop import resolve_device
 from inr.train.rundir import RunDir
 from inr.train.sdf import SDF_FIELDS, SDFFitConfig, build_sdf_task, evaluate_field, save_mesh
 
-from .fitting import add_run_options, announce, default_out, fit_config, new_run, resumed_config, train_run
-from .options import add_dataclass_options
+from .fitting import add_fit_options, announce, default_out, fit_settings, run_for, train_run
 
 TOP_LEVEL = ("target", "field", "sign_rays", "eval_resolution")
-FLAG_ALIASES = {"train.batch_size": "--batch-size", "train.max_seconds": "--max-seconds"}
 MESH_OUTPUTS = (".ply", ".obj", ".glb", ".stl", ".off")
 IMAGE_OUTPUTS = (".png", ".jpg", ".jpeg", ".tif", ".tiff")
 PREVIEW_SIZE = 256
@@ -35,11 +32,7 @@ def add_fit_parser(kinds) -> None:
                    help="rays of the inside/outside parity vote for meshes, odd (default: 5)")
     p.add_argument("--eval-resolution", dest="eval_resolution", type=int, default=argparse.SUPPRESS, metavar="R",
                    help="marching-cubes grid of the evaluation mesh and mesh.ply (default: 256)")
-    add_run_options(p, "runs/<shape>-<field>")
-    defaults = SDFFitConfig()
-    add_dataclass_options(p, defaults.train, "train.", "", FLAG_ALIASES)
-    for block in ("samples", "loss", *SDF_FIELDS):
-        add_dataclass_options(p, getattr(defaults, block), f"{block}.", f"{block}.")
+    add_fit_options(p, "runs/<shape>-<field>", SDFFitConfig(), ("samples", "loss", *SDF_FIELDS))
     p.set_defaults(handler=fit_sdf_command)
 
 
@@ -80,11 +73,7 @@ def add_export_parser(kinds) -> None:
 def fit_sdf_command(args) -> int:
     from scenes.shapes import resolve_shape
 
-    if args.resume:
-        run, cfg = resumed_config(args, "sdf", SDFFitConfig, TOP_LEVEL)
-    else:
-        cfg = fit_config(args, SDFFitConfig, TOP_LEVEL)
-        run = None
+    run, cfg = fit_settings(args, "sdf", SDFFitConfig, TOP_LEVEL)
     cfg.check()
     target = resolve_shape(cfg.target, sign_rays=cfg.sign_rays)
     for warning in target.warnings:
@@ -96,12 +85,8 @@ def fit_sdf_command(args) -> int:
     except ValueError as e:  # an invalid field option: reported before anything is written
         raise InputError(f"invalid {cfg.field} field config: {e}") from None
 
-    created = None
-    if run is None:
-        cfg.train = train_cfg
-        run, created = new_run(args, default_out(cfg.target, cfg.field), {
-            "kind": "sdf", "fit": dataclasses.asdict(cfg), "field": task.model.config(), "data": target.describe(),
-        })
+    run, created = run_for(args, run, "sdf", cfg, train_cfg, default_out(cfg.target, cfg.field),
+                           field=task.model.config(), data=target.describe())
     announce(f"{cfg.target} with a {cfg.field} SDF field", task.model, run)
 
     def finish() -> dict:
