@@ -22,7 +22,7 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from inr.signals.radiance import background_color  # noqa: E402
+from inr.signals.radiance import background_color, load_for_training  # noqa: E402
 from inr.train.loop import resolve_device, train  # noqa: E402
 from inr.train.nerf import NerfFitConfig, build_nerf_task  # noqa: E402
 from inr.train.rundir import RunDir  # noqa: E402
@@ -39,12 +39,10 @@ def dataset(name: str) -> Path | None:
 
 
 def one_run(path: Path, budget: float, device: str) -> dict:
-    from inr.cli.nerf_commands import _load_splits
-
     cfg = NerfFitConfig(target=str(path))
     tr = cfg.resolved_train()
     tr.max_seconds, tr.steps, tr.eval_every, tr.checkpoint_every, tr.device = budget, 10**9, 0, 0, device
-    train_data, val, _ = _load_splits(path, cfg.downscale)
+    train_data, val, _ = load_for_training(path, cfg.downscale)
     task = build_nerf_task(train_data, val, cfg, tr, resolve_device(device))
     with tempfile.TemporaryDirectory() as tmp:
         run = RunDir.create(Path(tmp) / "run", {"kind": "benchmark"})

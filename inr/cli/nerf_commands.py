@@ -11,6 +11,7 @@ import torch
 from inr.atomic import atomic_write, atomic_write_text
 from inr.backends import BACKENDS, set_backend
 from inr.errors import InputError
+from inr.signals.radiance import load_for_training
 from inr.signals.video import write_video
 from inr.train.loop import resolve_device
 from inr.train.nerf import NerfFitConfig, build_nerf_task, evaluate_views, load_renderer, save_grid
@@ -79,16 +80,6 @@ def resolve_dataset(target: str) -> Path:
         raise InputError(f"{target}: no such dataset path, and {e}") from None
 
 
-def _load_splits(path: Path, downscale: int):
-    from inr.signals.radiance import available_splits, load_radiance
-
-    train = load_radiance(path, "train", downscale)
-    splits = available_splits(path)
-    val_split = "val" if "val" in splits else ("test" if "test" in splits else None)
-    val = load_radiance(path, val_split, downscale) if val_split else None
-    return train, val, splits
-
-
 def fit_nerf_command(args) -> int:
     run, cfg = fit_settings(args, "nerf", NerfFitConfig, TOP_LEVEL)
     if run is None and "field.aabb" in vars(args):  # derived, not chosen: a flag would be silently replaced
@@ -99,7 +90,7 @@ def fit_nerf_command(args) -> int:
     except ValueError as e:
         raise InputError(f"invalid nerf config: {e}") from None
     dataset = resolve_dataset(cfg.target)
-    train_data, val_data, splits = _load_splits(dataset, cfg.downscale)
+    train_data, val_data, splits = load_for_training(dataset, cfg.downscale)
     train_cfg = cfg.resolved_train()
     device = resolve_device(train_cfg.device)
     try:

@@ -108,6 +108,14 @@ def available_splits(path: str | Path) -> list[str]:
     return [s for s in SPLITS if (p / f"transforms_{s}.json").exists()]
 
 
+def load_for_training(path: str | Path, downscale: int = 1) -> tuple[RadianceData, RadianceData | None, list[str]]:
+    """(train split, the split evaluated during training: val, else test, else None, the splits there are)."""
+    train = load_radiance(path, "train", downscale)
+    splits = available_splits(path)
+    held_out = "val" if "val" in splits else ("test" if "test" in splits else None)
+    return train, load_radiance(path, held_out, downscale) if held_out else None, splits
+
+
 def _transforms_file(p: Path, split: str) -> tuple[Path, bool]:
     """(the JSON file holding `split`, whether its frames must be filtered by the holdout rule)."""
     if p.is_file():
