@@ -232,6 +232,7 @@ def test_spatial_order_batches(d, monkeypatch):
     seed = _seed()
     cfg = _config("smoothstep", "hash")
     x, table, grad = _inputs(cfg, d, 20000, seed)
+    monkeypatch.setattr(cpu_hashgrid, "SORT_MIN_TABLE_BYTES", 0)  # sort this small table too
     big = _run(cpu_hashgrid.hashgrid_cpu, x, table, grad, cfg)
     ref = _run(hashgrid_encode, x, table, grad, cfg)
     for what, g, r, tol in zip(("forward", "table grad", "x grad"), big, ref, ((1e-5, 1e-6), (1e-4, 1e-5), (1e-4, 1e-5))):
@@ -242,3 +243,53 @@ def test_spatial_order_batches(d, monkeypatch):
     _close(plain[1], big[1], 1e-4, 1e-5, "table grad, unsorted", seed)
     perm = cpu_hashgrid._ext().hashgrid_order(x.contiguous())
     assert torch.equal(torch.sort(perm.long()).values, torch.arange(len(x)))
+
+
+@pytest.fixture
+def simd_mode(ext):
+    """Switch the kernel's AVX2 path (-1 auto, 0 off); restored afterwards."""
+    yield ext.set_simd
+    ext.set_simd(-1)
+
+
+@pytest.mark.parametrize("d", [2, 3])
+@pytest.mark.parametrize("interp", ["linear", "smoothstep"])
+@pytest.mark.parametrize("n_feat", [1, 2, 4])
+def test_simd_matches_scalar_path(ext, simd_mode, d, interp, n_feat):
+    """The AVX2 path against the portable scalar one (odd point counts: 8-point blocks with tails)."""
+    if not ext.simd_available():
+        pytest.skip("no AVX2/FMA on this CPU: only the scalar path runs")
+    seed = _seed()
+    cfg = _config(interp, "hash", n_feat=n_feat)
+    x, table, grad = _inputs(cfg, d, 1237, seed)
+    simd_mode(0)
+    scalar = _run(cpu_hashgrid.hashgrid_cpu, x, table, grad, cfg)
+    simd_mode(-1)
+    fast = _run(cpu_hashgrid.hashgrid_cpu, x, table, grad, cfg)
+    for what, g, r, tol in zip(("forward", "table grad", "x grad"), fast, scalar, ((1e-5, 1e-6), (1e-4, 1e-5), (1e-4, 1e-5))):
+        _close(g, r, *tol, what, seed)
+
+
+@pytest.mark.parametrize("d", [2, 3])
+@pytest.mark.parametrize("simd", [-1, 0])
+def test_one_and_two_threads_agree(ext, simd_mode, d, simd):
+    """The AVX2 path gives bitwise-identical results on 1 and 2 threads (the table gradient splits
+    levels, not points, over threads; x-gradients sum each point's levels in order). The scalar
+    fallback sums x-gradient partials per thread group: equal within 1e-6 relative there."""
+    seed = _seed()
+    cfg = _config("smoothstep", "hash")
+    x, table, grad = _inputs(cfg, d, 3001, seed)
+    simd_mode(simd)
+    before = torch.get_num_threads()
+    try:
+        torch.set_num_threads(1)
+        one = _run(cpu_hashgrid.hashgrid_cpu, x, table, grad, cfg)
+        torch.set_num_threads(2)
+        two = _run(cpu_hashgrid.hashgrid_cpu, x, table, grad, cfg)
+    finally:
+        torch.set_num_threads(before)
+    assert torch.equal(one[0], two[0]) and torch.equal(one[1], two[1])
+    if simd != 0 and ext.simd_available():
+        assert torch.equal(one[2], two[2])
+    else:
+        _close(two[2], one[2], 1e-6, 1e-7, "x grad", seed)
