@@ -13,10 +13,17 @@ from pathlib import Path
 
 from inr.backends import BACKENDS
 from inr.errors import InputError
+from inr.train import distributed
 from inr.train.loop import SCHEDULES, TrainConfig, train
 from inr.train.rundir import FORMAT, RunDir
 
-from .options import add_dataclass_options, build_dataclass, deep_merge, parsed_overrides, read_config_file
+from .options import (
+    add_dataclass_options,
+    build_dataclass,
+    deep_merge,
+    parsed_overrides,
+    read_config_file,
+)
 from .view_command import add_view_flag
 
 # What may change when a run resumes: how long it trains and how often it reports.
@@ -131,8 +138,10 @@ def new_run(args, default: Path, config: dict) -> tuple[RunDir, bool]:
 def train_run(task, run: RunDir, train_cfg: TrainConfig, args, created: bool | None,
               finish: Callable[[], dict]) -> int:
     """Train, save the model and what `finish` writes; print the result as one JSON line. A failure
-    before the first checkpoint removes a run directory this command created."""
+    before the first checkpoint removes a run directory this command created. Under torchrun only
+    rank 0 writes and prints."""
     viewer = None
+    main = distributed.is_main()
     try:
         hooks = {}
         if getattr(args, "view", False):  # the web viewer beside training, on this task's weights
@@ -140,15 +149,18 @@ def train_run(task, run: RunDir, train_cfg: TrainConfig, args, created: bool | N
 
             viewer, hooks = start_live_viewer(run, task, args.view_port)
         result = train(task, run, train_cfg, resume=args.resume, quiet=args.quiet, **hooks)
-        run.save_model(task.model)
-        extra = finish()
+        extra = {}
+        if main:
+            run.save_model(task.model)
+            extra = finish()
     except BaseException:
         if viewer is not None:
             viewer.stop()
-        if created and not run.checkpoint_paths():  # nothing worth resuming: leave no half-run behind
+        if main and created and not run.checkpoint_paths():  # nothing worth resuming: leave no half-run behind
             shutil.rmtree(run.path, ignore_errors=True)
         raise
-    print(json.dumps({"run": str(run.path), **result, **extra}), flush=True)
+    if main:
+        print(json.dumps({"run": str(run.path), **result, **extra}), flush=True)
     if viewer is not None:
         print(f"inr: training finished; the viewer stays at {viewer.url} (Ctrl-C to quit)", file=sys.stderr)
         viewer.wait()

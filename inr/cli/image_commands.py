@@ -12,7 +12,15 @@ from inr.train.image import ImageFitConfig, build_image_task
 from inr.train.loop import resolve_device
 from inr.train.rundir import RunDir
 
-from .fitting import add_fit_options, announce, default_out, fit_settings, run_for, train_run
+from .collection_commands import add_from_option, fit_image_from_collection
+from .fitting import (
+    add_fit_options,
+    announce,
+    default_out,
+    fit_settings,
+    run_for,
+    train_run,
+)
 
 TOP_LEVEL = ("target", "size", "field")  # ImageFitConfig fields given as plain options
 
@@ -26,6 +34,7 @@ def add_fit_parser(kinds) -> None:
     p.add_argument("--size", type=int, dest="size", default=argparse.SUPPRESS, metavar="PIXELS",
                    help="downscale the target so its longer side is PIXELS (default: as is)")
     add_fit_options(p, "runs/<target>-<field>", ImageFitConfig(), FIELDS)
+    add_from_option(p)
     p.set_defaults(handler=fit_image_command)
 
 
@@ -47,6 +56,8 @@ def add_render_parser(kinds) -> None:
 def fit_image_command(args) -> int:
     from scenes import resolve_image
 
+    if args.from_run:  # condition a trained collection instead of fitting from scratch
+        return fit_image_from_collection(args)
     run, cfg = fit_settings(args, "image", ImageFitConfig, TOP_LEVEL)
     if run is None and cfg.field not in FIELDS:
         raise InputError(f"unknown field {cfg.field!r}; expected one of {', '.join(FIELDS)}")

@@ -7,11 +7,17 @@ import sys
 
 from inr.errors import InputError
 
-from . import image_commands, nerf_commands, sdf_commands, view_command
+from . import (
+    collection_commands,
+    image_commands,
+    nerf_commands,
+    sdf_commands,
+    view_command,
+)
 
 # One module per signal kind. Each provides add_fit_parser(kinds), add_render_parser(kinds) and
 # evaluate_run(run, config, args) -> dict; optionally add_export_parser(kinds).
-KINDS = {"image": image_commands, "nerf": nerf_commands, "sdf": sdf_commands}
+KINDS = {"image": image_commands, "nerf": nerf_commands, "sdf": sdf_commands, "collection": collection_commands}
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -71,15 +77,12 @@ def eval_command(args) -> int:
 
 
 def info_command(args) -> int:
-    from inr.train import load
-
     run, config, _ = _run_kind(args.run)
-    field = load(run.path)
     rows = list(run.metrics())
     final = next((r for r in reversed(rows) if r.get("final")), None)
     print(json.dumps({
         "run": str(run.path), "kind": config["kind"], "version": config["version"],
-        "field": config["field"], "params": sum(p.numel() for p in field.parameters()),
+        "field": config["field"], "params": sum(t.numel() for t in run.load_model_state().values()),
         "data": config.get("data"), "train": config.get("fit", {}).get("train"),
         "steps": final["step"] if final else (rows[-1]["step"] if rows else 0),
         "seconds": final["time"] if final else None, "final": final["eval"] if final else None,

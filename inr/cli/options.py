@@ -130,9 +130,10 @@ def _coerce(value, tp, key):
         return None
     if typing.get_origin(tp) is tuple:
         item = typing.get_args(tp)[0]
-        numbers = (int, float) if item is float else (int,)
+        numbers = {float: (int, float), str: (str,)}.get(item, (int,))
         if not isinstance(value, (list, tuple)) or not all(isinstance(v, numbers) and not isinstance(v, bool) for v in value):
-            raise InputError(f"config key {key!r} must be a list of {'numbers' if item is float else 'integers'}, got {value!r}")
+            what = {float: "numbers", str: "strings"}.get(item, "integers")
+            raise InputError(f"config key {key!r} must be a list of {what}, got {value!r}")
         return tuple(item(v) for v in value)
     if tp is float and isinstance(value, int) and not isinstance(value, bool):
         return float(value)

@@ -16,6 +16,7 @@ from tqdm import tqdm
 
 from inr.backends import prepare, set_backend
 
+from . import distributed
 from .rundir import RunDir
 
 SCHEDULES = ("exp", "cosine", "constant")
@@ -71,14 +72,14 @@ def lr_factor(cfg: TrainConfig, progress: float) -> float:
 
 
 def make_optimizer(task: Task, cfg: TrainConfig) -> torch.optim.Optimizer:
+    """Adam over the task's parameter groups (each remembers its `base_lr` for the schedule):
+    the fused C++ CPU step where the backend allows it, torch.optim.Adam otherwise (inr.train.optim)."""
+    from .optim import make_adam
+
     groups = task.param_groups(cfg.lr)
     for g in groups:
         g["base_lr"] = g["lr"]
-    kwargs = {"betas": (cfg.beta1, cfg.beta2), "eps": cfg.eps}
-    try:  # the fused step is much faster on both CPU and GPU where this torch has it
-        return torch.optim.Adam(groups, fused=True, **kwargs)
-    except (RuntimeError, TypeError):
-        return torch.optim.Adam(groups, foreach=True, **kwargs)
+    return make_adam(groups, betas=(cfg.beta1, cfg.beta2), eps=cfg.eps, backend=cfg.backend, model=task.model)
 
 
 def train(task: Task, run: RunDir, cfg: TrainConfig, resume: bool = False, quiet: bool = False,
@@ -91,7 +92,11 @@ def train(task: Task, run: RunDir, cfg: TrainConfig, resume: bool = False, quiet
 
     `on_log` is called with each row written to metrics.jsonl (a live viewer's hook); while
     `running` is cleared the loop waits before its next step (pause; the clock does not run).
+
+    Under DDP (`inr.train.distributed`) every rank runs this loop; only rank 0 writes metrics and
+    checkpoints and shows progress, and every rank resumes from the same checkpoint.
     """
+    main = distributed.is_main()
     set_backend(cfg.backend)
     prepare(next(task.model.parameters()).device)
     opt = make_optimizer(task, cfg)
@@ -104,9 +109,12 @@ def train(task: Task, run: RunDir, cfg: TrainConfig, resume: bool = False, quiet
             task.load_state(state["task"])
             torch.set_rng_state(state["rng"])
             step, elapsed = int(state["step"]), float(state["elapsed"])
-            run.truncate_metrics(step)
+            if main:
+                run.truncate_metrics(step)
 
     def checkpoint():
+        if not main:
+            return
         run.save_checkpoint(step, {"model": task.model.state_dict(), "optimizer": opt.state_dict(),
                                    "task": task.state(), "rng": torch.get_rng_state(),
                                    "step": step, "elapsed": elapsed})
@@ -117,11 +125,13 @@ def train(task: Task, run: RunDir, cfg: TrainConfig, resume: bool = False, quiet
             p = max(p, elapsed / cfg.max_seconds)
         return p
 
-    bar = tqdm(total=cfg.steps, initial=step, disable=quiet or None, file=sys.stderr, dynamic_ncols=True)
+    bar = tqdm(total=cfg.steps, initial=step, disable=quiet or not main or None, file=sys.stderr, dynamic_ncols=True)
     shown: dict[str, str] = {}
     task.model.train()
     try:
         def log(row: dict) -> None:
+            if not main:
+                return
             run.append_metrics(row)
             if on_log is not None:
                 on_log(row)
@@ -163,7 +173,8 @@ def train(task: Task, run: RunDir, cfg: TrainConfig, resume: bool = False, quiet
     bar.close()
     final = _evaluate(task)
     final_row = {"step": step, "time": round(elapsed, 4), "eval": final, "final": True}
-    run.append_metrics(final_row)
+    if main:
+        run.append_metrics(final_row)
     if on_log is not None:
         on_log(final_row)
     checkpoint()

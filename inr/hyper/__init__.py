@@ -1,0 +1,23 @@
+"""Hypernetworks for fields (DESIGN §1): a conditioning z -> some or all of a field's parameters,
+one set per instance, many instances per batch through the batched MLP op.
+
+    field = SirenField(2, 3, SirenConfig(hidden=(64, 64, 64)))
+    hf = HyperField(field, d_cond=64, cfg=HyperConfig(mode="full", mip=True))
+    y = hf(x, z)            # x [B, N, 2], z [B, 64] -> y [B, N, 3]
+    hf.generated_shapes()   # {"net.layers.0.weight": (64, 2), ...}
+    hf.materialize(z[0])    # a plain SirenField with instance 0's weights
+
+Modes (`HyperConfig.mode`): full weights, FiLM scale and shift, shift-only (Functa), low-rank
+theta_0 + U V^T; targets by name pattern or last k layers; chunked heads; MIP (`inr.hyper.mip`)
+or the SIREN paper's initialisation. Conditioning: `AutoDecoder`, `ConvEncoder`, `SetEncoder`.
+"""
+from .conditioning import SOURCES, AutoDecoder, ConvEncoder, SetEncoder
+from .field import HyperField, build_hyper_field, hyper_config_dict
+from .generator import INITS, HyperConfig, HyperNetwork
+from .mip import mip_encode
+from .modes import MODES
+from .targets import Target, mlp_parameters, select_targets
+
+__all__ = ["INITS", "MODES", "SOURCES", "AutoDecoder", "ConvEncoder", "HyperConfig", "HyperField", "HyperNetwork",
+           "SetEncoder", "Target", "build_hyper_field", "hyper_config_dict", "mip_encode", "mlp_parameters",
+           "select_targets"]
