@@ -1,6 +1,10 @@
-"""The C++ CPU extension (kernels/cpu/), built on first `load_cpu()`; see `kernels.lazy`.
+"""The C++ CPU extensions (kernels/cpu/), each built on its first load; see `kernels.lazy`.
 
-Set INR_DISABLE_CPU_KERNELS=1 to never build (always None).
+- `load_cpu()`: the hash-grid encoding (hashgrid.cpp);
+- `load_cpu_optim()`: the fused and lazy-row Adam steps (adam.cpp, used by inr.train.optim).
+
+They are separate modules, so one failing to build does not take the other with it.
+Set INR_DISABLE_CPU_KERNELS=1 to never build any (always None).
 """
 from __future__ import annotations
 
@@ -20,3 +24,7 @@ EXTENSION = LazyExtension("inr_cpu_kernels", "C++ CPU kernels", [CSRC / s for s 
                           extra_cflags=list(CFLAGS), extra_ldflags=list(LDFLAGS))
 load_cpu = EXTENSION.load
 last_error = EXTENSION.last_error
+
+OPTIM = LazyExtension("inr_cpu_optim", "C++ CPU optimizer kernels", [CSRC / "adam.cpp"], "INR_DISABLE_CPU_KERNELS",
+                      extra_cflags=list(CFLAGS), extra_ldflags=list(LDFLAGS))
+load_cpu_optim = OPTIM.load
