@@ -25,6 +25,7 @@ EXTENSION = LazyExtension("inr_cpu_kernels", "C++ CPU kernels", [CSRC / s for s 
 load_cpu = EXTENSION.load
 last_error = EXTENSION.last_error
 
+# -fno-math-errno: std::sqrt otherwise keeps a scalar errno branch that blocks vectorising the step.
 OPTIM = LazyExtension("inr_cpu_optim", "C++ CPU optimizer kernels", [CSRC / "adam.cpp"], "INR_DISABLE_CPU_KERNELS",
-                      extra_cflags=list(CFLAGS), extra_ldflags=list(LDFLAGS))
+                      extra_cflags=[*CFLAGS, "-fno-math-errno"], extra_ldflags=list(LDFLAGS))
 load_cpu_optim = OPTIM.load

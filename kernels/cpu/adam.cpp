@@ -51,6 +51,38 @@ INR_CLONES void adam_span(float* __restrict p, const float* __restrict g, float*
   }
 }
 
+// Rows [b, e) of the lazy step: rows with an all-zero gradient are skipped.
+INR_CLONES int64_t adam_rows_span(float* __restrict p, const float* __restrict g, float* __restrict m,
+                                  float* __restrict v, int64_t* __restrict last, int64_t b, int64_t e, int64_t nf,
+                                  int64_t step, double b1d, double b2d, Hyper h) {
+  const float a1 = 1.0f - h.b1, a2 = 1.0f - h.b2;
+  int64_t count = 0;
+  for (int64_t r = b; r < e; ++r) {
+    const float* gr = g + r * nf;
+    bool any = false;
+    for (int64_t f = 0; f < nf; ++f) any |= gr[f] != 0.0f;
+    if (!any) continue;
+    float d1 = 1.0f, d2 = 1.0f;
+    const int64_t skipped = step - 1 - last[r];
+    if (skipped > 0) {  // the moments' decay over the skipped steps, in closed form
+      d1 = static_cast<float>(std::pow(b1d, static_cast<double>(skipped)));
+      d2 = static_cast<float>(std::pow(b2d, static_cast<double>(skipped)));
+    }
+    for (int64_t f = 0; f < nf; ++f) {
+      const int64_t i = r * nf + f;
+      const float gi = gr[f];
+      const float mi = h.b1 * (d1 * m[i]) + a1 * gi;
+      const float vi = h.b2 * (d2 * v[i]) + a2 * gi * gi;
+      m[i] = mi;
+      v[i] = vi;
+      p[i] -= h.lr_c1 * mi / (std::sqrt(vi) * h.inv_sc2 + h.eps);
+    }
+    last[r] = step;
+    ++count;
+  }
+  return count;
+}
+
 Hyper hyper(double lr, double b1, double b2, double eps, int64_t step) {
   Hyper h;
   h.lr_c1 = static_cast<float>(lr / (1.0 - std::pow(b1, static_cast<double>(step))));
@@ -115,26 +147,7 @@ int64_t adam_rows_(torch::Tensor param, torch::Tensor grad, torch::Tensor m, tor
   int64_t* lp = last.data_ptr<int64_t>();
   std::atomic<int64_t> touched{0};
   at::parallel_for(0, rows, 1 << 12, [&](int64_t b, int64_t e) {
-    int64_t count = 0;
-    for (int64_t r = b; r < e; ++r) {
-      const float* gr = g + r * nf;
-      bool any = false;
-      for (int64_t f = 0; f < nf; ++f) any |= gr[f] != 0.0f;
-      if (!any) continue;
-      const int64_t skipped = step - 1 - lp[r];
-      if (skipped > 0) {
-        const float d1 = static_cast<float>(std::pow(b1, static_cast<double>(skipped)));
-        const float d2 = static_cast<float>(std::pow(b2, static_cast<double>(skipped)));
-        for (int64_t f = 0; f < nf; ++f) {
-          mp[r * nf + f] *= d1;
-          vp[r * nf + f] *= d2;
-        }
-      }
-      adam_span(p + r * nf, gr, mp + r * nf, vp + r * nf, nf, h);
-      lp[r] = step;
-      ++count;
-    }
-    touched += count;
+    touched += adam_rows_span(p, g, mp, vp, lp, b, e, nf, step, b1, b2, h);
   });
   return touched.load();
 }

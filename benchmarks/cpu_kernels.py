@@ -1,0 +1,155 @@
+"""The C++ CPU kernels against the pure-PyTorch path, same run, 1 and 2 threads; one JSON line.
+
+    python benchmarks/cpu_kernels.py [--threads 1 2] [--n 262144] [--reps 5]
+
+Samples per second (best of `reps` timed repetitions after a warm-up) for
+- the hash grid (L=16, F=2, T=2^19, base 16; 2-D finest 512: 16 dense levels; 3-D finest 2048:
+  5 dense + 11 hashed), forward and forward + backward to the table, inputs uniform in [0, 1]^d:
+  C++ kernel (`inr.backends.cpu_hashgrid`) vs `hashgrid_encode` (the PyTorch path);
+- the hash field's MLP (32 -> 64 -> 64 -> 3, ReLU) forward + backward (weights and input):
+  the backend's op (`mlp_op`; on a CPU the blocked PyTorch MLP, there is no C++ MLP in dispatch)
+  vs the plain autograd op `mlp_forward`;
+- a whole image-fitting step of the default hash field (`inr fit image`'s: finest level 512,
+  2^15 pixels per step, MSE, Adam betas (0.9, 0.99), eps 1e-15): forward + backward + optimizer
+  step; backend "auto" (C++ hash grid, fused C++ Adam) vs backend "torch" (PyTorch hash grid,
+  torch.optim.Adam fused).
+Ratios are `*_speedup_vs_torch`. Top-level figures are the 2-thread ones (the last --threads
+value); every thread count's figures are under "threads".
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from inr.backends import cpu_hashgrid, mlp_op, set_backend
+from inr.encodings import HashGrid, HashGridConfig, hashgrid_encode
+from inr.fields.hash import HashField, HashFieldConfig
+from inr.nn import MLPSpec, init_mlp_params, mlp_forward
+from inr.train.optim import make_adam
+
+GRIDS = {
+    2: HashGridConfig(n_levels=16, n_features_per_level=2, log2_hashmap_size=19, base_resolution=16,
+                      finest_resolution=512),
+    3: HashGridConfig(n_levels=16, n_features_per_level=2, log2_hashmap_size=19, base_resolution=16,
+                      finest_resolution=2048),
+}
+MLP = MLPSpec(32, (64, 64), 3, activation="relu")
+IMAGE_BATCH = 1 << 15
+
+
+def rate(fn, n: int, reps: int) -> float:
+    fn()
+    best = float("inf")
+    for _ in range(reps):
+        t0 = time.perf_counter()
+        fn()
+        best = min(best, time.perf_counter() - t0)
+    return n / best
+
+
+def hash_grid(d: int, n: int, reps: int) -> dict:
+    cfg = GRIDS[d]
+    gen = torch.Generator().manual_seed(d)
+    grid = HashGrid(d, cfg, generator=gen)
+    x = torch.rand(n, d, generator=gen)
+    gy = torch.randn(n, grid.n_output_dims, generator=gen)
+    out = {}
+    for name, op in (("cpp", cpu_hashgrid.hashgrid_cpu), ("torch", hashgrid_encode)):
+        def fwd(op=op):
+            with torch.no_grad():
+                op(x, grid.params, cfg)
+
+        def fwd_bwd(op=op):
+            grid.params.grad = None
+            op(x, grid.params, cfg).backward(gy)
+        r = max(2, reps // 2) if name == "torch" else reps
+        out[f"{name}_fwd"] = rate(fwd, n, r)
+        out[f"{name}_fwd_bwd"] = rate(fwd_bwd, n, r)
+    return {f"hash{d}d_fwd_samples_per_s": round(out["cpp_fwd"]),
+            f"hash{d}d_fwd_bwd_samples_per_s": round(out["cpp_fwd_bwd"]),
+            f"hash{d}d_torch_fwd_samples_per_s": round(out["torch_fwd"]),
+            f"hash{d}d_torch_fwd_bwd_samples_per_s": round(out["torch_fwd_bwd"]),
+            f"hash{d}d_fwd_speedup_vs_torch": round(out["cpp_fwd"] / out["torch_fwd"], 2),
+            f"hash{d}d_fwd_bwd_speedup_vs_torch": round(out["cpp_fwd_bwd"] / out["torch_fwd_bwd"], 2)}
+
+
+def mlp(n: int, reps: int) -> dict:
+    gen = torch.Generator().manual_seed(0)
+    params = {k: v.requires_grad_() for k, v in init_mlp_params(MLP, generator=gen).items()}
+    x = torch.rand(n, MLP.d_in, generator=gen, requires_grad=True)
+    out = {}
+    set_backend("auto")
+    for name, op in (("backend", mlp_op), ("torch", mlp_forward)):
+        def step(op=op):
+            y = op(x, params, MLP)
+            torch.autograd.grad(y.sum(), [x, *params.values()])
+        out[name] = rate(step, n, reps)
+    return {"mlp_fwd_bwd_samples_per_s": round(out["backend"]), "mlp_torch_fwd_bwd_samples_per_s": round(out["torch"]),
+            "mlp_speedup_vs_torch": round(out["backend"] / out["torch"], 2)}
+
+
+def image_step(reps: int) -> dict:
+    out = {}
+    for backend in ("auto", "torch"):
+        set_backend(backend)
+        gen = torch.Generator().manual_seed(0)
+        cfg = HashFieldConfig(output_scale=0.5, output_offset=0.5)
+        cfg.grid = {**cfg.grid, "finest_resolution": 512}
+        model = HashField(2, 3, cfg, generator=gen)
+        opt = make_adam([{"params": list(model.parameters()), "lr": 1e-2}], betas=(0.9, 0.99), eps=1e-15,
+                        backend=backend, model=model)
+        x = torch.rand(IMAGE_BATCH, 2, generator=gen) * 2 - 1
+        y = torch.rand(IMAGE_BATCH, 3, generator=gen)
+
+        def step(model=model, opt=opt, x=x, y=y):
+            opt.zero_grad(set_to_none=True)
+            loss = torch.mean((model(x) - y) ** 2)
+            loss.backward()
+            opt.step()
+        out[backend] = rate(step, IMAGE_BATCH, 3 * reps)
+        out[backend + "_optimizer"] = type(opt).__name__
+    set_backend("auto")
+    return {"image_step_samples_per_s": round(out["auto"]), "image_step_torch_samples_per_s": round(out["torch"]),
+            "image_step_speedup_vs_torch": round(out["auto"] / out["torch"], 2),
+            "image_step_optimizers": [out["auto_optimizer"], out["torch_optimizer"]]}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--threads", type=int, nargs="+", default=[1, 2])
+    ap.add_argument("--n", type=int, default=1 << 18, help="samples per hash-grid / MLP call")
+    ap.add_argument("--reps", type=int, default=5)
+    args = ap.parse_args()
+    from kernels.cpu_loader import load_cpu, load_cpu_optim
+
+    built = load_cpu() is not None and load_cpu_optim() is not None
+    if not built:
+        raise SystemExit("cpu_kernels: the C++ CPU extensions did not build (see the warning above)")
+    ext = load_cpu()
+    per_thread = {}
+    for t in args.threads:
+        torch.set_num_threads(t)
+        res = {}
+        for d in (2, 3):
+            res.update(hash_grid(d, args.n, args.reps))
+        res.update(mlp(args.n, args.reps))
+        res.update(image_step(args.reps))
+        per_thread[str(t)] = res
+    top = per_thread[str(args.threads[-1])]
+    print(json.dumps({"benchmark": "cpu_kernels", "top_level_threads": args.threads[-1], "n": args.n, "reps": args.reps,
+                      "torch": torch.__version__, "cpu": platform.processor() or platform.machine(),
+                      "cpu_count": os.cpu_count(), "avx2_path": bool(ext.simd_available()),
+                      **{k: v for k, v in top.items()}, "threads": per_thread}))
+
+
+if __name__ == "__main__":
+    main()
