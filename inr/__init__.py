@@ -6,10 +6,11 @@ parameters, and the tools to fit, inspect and render them.
 """
 from .errors import InputError
 from .fields import Field, FourierField, HashField, SirenField, build_field
+from .hyper import HyperConfig, HyperField
 from .nn import MLP, MLPSpec, mlp_forward
 from .train import RunDir, load
 
 __version__ = "0.1.0"
 
-__all__ = ["Field", "FourierField", "HashField", "InputError", "MLP", "MLPSpec", "RunDir", "SirenField",
+__all__ = ["Field", "FourierField", "HashField", "HyperConfig", "HyperField", "InputError", "MLP", "MLPSpec", "RunDir", "SirenField",
            "__version__", "build_field", "load", "mlp_forward"]

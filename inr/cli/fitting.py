@@ -100,13 +100,27 @@ def resumed_config(args, kind: str, cls, top_level: tuple[str, ...]):
         raise InputError(f"{args.out}: config.json has no \"fit\" settings to resume from")
     cfg = build_dataclass(cls, saved["fit"])
     overrides = parsed_overrides(args, top_level)
-    changed = {k for k in overrides if k != "train"} | {f"train.{k}" for k in overrides.get("train", {}) if k not in RESUMABLE}
+    fit = saved["fit"]
+    changed = {k for k, v in overrides.items() if k != "train" and not _same(v, fit.get(k))}
+    changed |= {f"train.{k}" for k, v in overrides.get("train", {}).items()
+                if k not in RESUMABLE and not _same(v, fit["train"].get(k))}
     if changed or args.config:
         raise InputError(f"{args.out}: cannot change {', '.join(sorted(changed)) or '--config'} when resuming "
                          f"(only {', '.join(sorted(RESUMABLE))})")
     cfg.train = dataclasses.replace(cfg.train, **overrides.get("train", {}))
     check_train(cfg.train)
     return run, cfg
+
+
+def _same(given, saved) -> bool:
+    """Whether an option repeated on --resume equals the run's saved value (so it changes nothing)."""
+    if isinstance(given, dict) and isinstance(saved, dict):
+        return all(_same(v, saved.get(k)) for k, v in given.items())
+    if isinstance(given, (list, tuple)) and isinstance(saved, (list, tuple)):
+        return len(given) == len(saved) and all(_same(a, b) for a, b in zip(given, saved))
+    if isinstance(given, str) and isinstance(saved, str) and given != saved and Path(given).exists():
+        return str(Path(given).resolve()) == saved  # targets are saved as absolute paths
+    return given == saved
 
 
 def fit_settings(args, kind: str, cls, top_level: tuple[str, ...]):

@@ -17,7 +17,7 @@ from torch import nn
 from inr.fields import SirenConfig, SirenField
 from inr.hyper import AutoDecoder, ConvEncoder, HyperConfig, HyperField, SetEncoder
 from inr.signals.image import pixel_coords
-from inr.signals.metrics import psnr, ssim
+from inr.signals.metrics import SSIM_WIN, psnr, ssim
 
 from . import distributed
 from .loop import TrainConfig
@@ -189,8 +189,10 @@ class ImageCollectionTask:
         recon = self.render_members(torch.arange(self.n))
         truth = self.images.cpu()
         values = [float(psnr(recon[i], truth[i])) for i in range(self.n)]
-        ssims = [float(ssim(recon[i], truth[i])) for i in range(self.n)]
-        return {"psnr": sum(values) / self.n, "psnr_min": min(values), "ssim": sum(ssims) / self.n}
+        out = {"psnr": sum(values) / self.n, "psnr_min": min(values)}
+        if min(self.height, self.width) >= SSIM_WIN:  # SSIM's window needs 11 x 11 pixels
+            out["ssim"] = sum(float(ssim(recon[i], truth[i])) for i in range(self.n)) / self.n
+        return out
 
     def state(self) -> dict:
         return {}
