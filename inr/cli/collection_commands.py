@@ -26,6 +26,11 @@ from inr.train.collection import (
 from inr.train.loop import resolve_device
 from inr.train.rundir import RunDir
 
+from .collection_sdf_commands import (
+    add_sdf_collection_parser,
+    evaluate_sdf_run,
+    render_sdf_member,
+)
 from .fitting import (
     add_fit_options,
     announce,
@@ -64,6 +69,7 @@ def add_fit_parser(kinds) -> None:
         q.add_argument(f"--{name.replace('_', '-')}", dest=name, type=tp, default=argparse.SUPPRESS, help=help_)
     add_fit_options(q, "runs/<collection>-<hyper>", CollectionFitConfig(), ("hyper", "siren"))
     q.set_defaults(handler=fit_collection_command)
+    add_sdf_collection_parser(signals)
 
 
 def add_render_parser(kinds) -> None:
@@ -197,6 +203,8 @@ def _collection_task(path: str, device: torch.device):
 
 def evaluate_run(run: RunDir, config: dict, args) -> dict:
     """Mean and worst PSNR and mean SSIM over the members, and each member's PSNR."""
+    if config["data"]["signal"] == "sdf":
+        return evaluate_sdf_run(run, config, args)
     from inr.signals.metrics import psnr
 
     task, config = _collection_task(str(run.path), resolve_device(args.device))
@@ -208,6 +216,9 @@ def evaluate_run(run: RunDir, config: dict, args) -> dict:
 def render_collection_command(args) -> int:
     from inr.signals.image import render_image, save_image
 
+    config = RunDir.open(args.run).read_config()
+    if config.get("data", {}).get("signal") == "sdf":
+        return render_sdf_member(args, config)
     if Path(args.output).suffix.lower() not in IMAGE_OUTPUTS:
         raise InputError(f"{args.output}: unsupported output format; use .png, .jpg or .tif")
     if args.scale <= 0:
