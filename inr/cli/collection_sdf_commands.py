@@ -63,7 +63,8 @@ def add_sdf_collection_parser(signals) -> None:
                             ("sign_rays", int, "rays of the inside/outside parity vote for meshes, odd (default: 5)"),
                             ("eval_resolution", int, "marching-cubes grid per member at evaluation (default: 64)"),
                             ("eval_points", int, "surface and IoU samples per member at evaluation (default: 20000)")):
-        q.add_argument(f"--{name.replace('_', '-')}", dest=name, type=tp, default=argparse.SUPPRESS, help=help_)
+        q.add_argument(f"--{name.replace('_', '-')}", dest=name, type=tp, default=argparse.SUPPRESS, help=help_,
+                       metavar=tp.__name__.upper())
     add_fit_options(q, "runs/<collection>-<hyper>", SDFCollectionFitConfig(), ("hyper", "siren", "samples", "loss"))
     q.set_defaults(handler=fit_sdf_collection_command)
 
