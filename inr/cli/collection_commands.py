@@ -66,7 +66,8 @@ def add_fit_parser(kinds) -> None:
                             ("latent_penalty", float, "weight of the latent-norm penalty (default: 1e-4)"),
                             ("signals_per_batch", int, "signals per step, split over torchrun processes (default: 16)"),
                             ("observed", float, "set encoder: fraction of pixels it sees (default: 0.25)")):
-        q.add_argument(f"--{name.replace('_', '-')}", dest=name, type=tp, default=argparse.SUPPRESS, help=help_)
+        q.add_argument(f"--{name.replace('_', '-')}", dest=name, type=tp, default=argparse.SUPPRESS, help=help_,
+                       metavar=tp.__name__.upper())
     add_fit_options(q, "runs/<collection>-<hyper>", CollectionFitConfig(), ("hyper", "siren"))
     q.set_defaults(handler=fit_collection_command)
     add_sdf_collection_parser(signals)
@@ -180,6 +181,8 @@ def open_collection(path: str, device: torch.device):
     config = run.read_config()
     if config.get("kind") != "collection":
         raise InputError(f"{path}: not a collection run (kind {config.get('kind')!r})")
+    if (config.get("data") or {}).get("signal") != "images":
+        raise InputError(f"{path}: not an image collection (signal {(config.get('data') or {}).get('signal')!r})")
     try:
         cfg = build_dataclass(CollectionFitConfig, config["fit"])
         model = rebuild_model(config["model"])
@@ -260,7 +263,7 @@ def fit_image_from_collection(args) -> int:
     """`inr fit image PATH --from RUN`: condition the collection's hypernetwork on a new image and
     write a normal image run holding the generated field."""
     from inr.signals.image import save_image
-    from inr.signals.metrics import psnr, ssim
+    from inr.signals.metrics import SSIM_WIN, psnr, ssim
     from inr.train.image import ImageFitConfig
     from scenes import resolve_image
 
@@ -273,8 +276,6 @@ def fit_image_from_collection(args) -> int:
     cfg = fit_config(args, ImageFitConfig, ("target", "size"))
     device = resolve_device(cfg.train.device)
     model, ccfg, config = open_collection(args.from_run, device)
-    if config["data"].get("signal") != "images":
-        raise InputError(f"{args.from_run}: not an image collection (signal {config['data'].get('signal')!r})")
     image = _match_channels(resolve_image(cfg.target, cfg.size), config["data"]["channels"], cfg.target, args.from_run)
     steps = cfg.train.steps if cfg.train.steps is not None else (NEW_SIGNAL_DEFAULTS["steps"] if ccfg.conditioning == "latent" else 0)
     lr = cfg.train.lr or NEW_SIGNAL_DEFAULTS["lr"]
@@ -299,7 +300,9 @@ def fit_image_from_collection(args) -> int:
 
         save_tensors(run.path / "latent.safetensors", {"z": result.latent})
         pred = render_image(result.field, h, w).clamp(0, 1).cpu()
-        final = {"psnr": float(psnr(pred, image)), "ssim": float(ssim(pred, image))}
+        final = {"psnr": float(psnr(pred, image))}
+        if min(h, w) >= SSIM_WIN:
+            final["ssim"] = float(ssim(pred, image))
         run.append_metrics({"step": steps, "eval": final, "final": True})
         save_image(run.path / "preview.png", pred)
     except BaseException:
