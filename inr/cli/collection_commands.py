@@ -62,7 +62,7 @@ def add_fit_parser(kinds) -> None:
     q.add_argument("--size", type=int, default=argparse.SUPPRESS, metavar="PIXELS",
                    help="resize every image to PIXELS x PIXELS (centre crop); without it mixed sizes are rejected")
     for name, tp, help_ in (("latent_dim", int, "width of the conditioning z (default: 64)"),
-                            ("latent_lr", float, "learning rate of the auto-decoder's latents (default: 1e-3)"),
+                            ("latent_lr", float, "learning rate of the auto-decoder's latents (default: 1e-2 with MIP, 1e-3 without)"),
                             ("latent_penalty", float, "weight of the latent-norm penalty (default: 1e-4)"),
                             ("signals_per_batch", int, "signals per step, split over torchrun processes (default: 16)"),
                             ("observed", float, "set encoder: fraction of pixels it sees (default: 0.25)")):

@@ -57,7 +57,7 @@ def add_sdf_collection_parser(signals) -> None:
                    help="hypernetwork: mip (full weights, MIP), plain (full, default init), siren (full, SIREN "
                         "paper init), film, shift (Functa) or lowrank; --hyper.* options refine it (default: mip)")
     for name, tp, help_ in (("latent_dim", int, "width of each member's latent z (default: 64)"),
-                            ("latent_lr", float, "learning rate of the auto-decoder's latents (default: 1e-3)"),
+                            ("latent_lr", float, "learning rate of the auto-decoder's latents (default: 1e-2 with MIP, 1e-3 without)"),
                             ("latent_penalty", float, "weight of the latent-norm penalty (default: 1e-4)"),
                             ("signals_per_batch", int, "members per step, split over torchrun processes (default: 8)"),
                             ("sign_rays", int, "rays of the inside/outside parity vote for meshes, odd (default: 5)"),

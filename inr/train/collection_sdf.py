@@ -45,7 +45,7 @@ from inr.signals.sdf import (
 )
 
 from . import distributed
-from .collection import LR_DEFAULTS, CollectionModel
+from .collection import LR_DEFAULTS, CollectionModel, hyper_param_groups
 from .loop import TrainConfig
 
 # Points per member per step 2048, 8 members per step; lr as image collections (by HyperConfig.mip).
@@ -71,7 +71,7 @@ class SDFCollectionFitConfig:
     target: str = "shapes"
     preset: str = "mip"
     latent_dim: int = 64
-    latent_lr: float = 1e-3
+    latent_lr: float | None = None  # None: 1e-2 with MIP, 1e-3 without
     latent_penalty: float = 1e-4
     signals_per_batch: int = 8
     sign_rays: int = 5  # inside/outside parity vote for meshes (odd)
@@ -243,8 +243,7 @@ class SDFCollectionTask:
             self.ddp = DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
 
     def param_groups(self, lr: float) -> list[dict]:
-        return [{"params": [p for p in self.model.hyper_field.parameters() if p.requires_grad], "lr": lr},
-                {"params": list(self.model.source.parameters()), "lr": self.cfg.latent_lr}]
+        return hyper_param_groups(self.model, lr, self.cfg.hyper.mip, self.cfg.latent_lr)
 
     def _draw(self, step: int):
         """The global batch of `step` (members, surface and off-surface pool indices): the same on every rank."""
