@@ -1,7 +1,9 @@
 """The C++ CPU extensions (kernels/cpu/), each built on its first load; see `kernels.lazy`.
 
 - `load_cpu()`: the hash-grid encoding (hashgrid.cpp);
-- `load_cpu_optim()`: the fused and lazy-row Adam steps (adam.cpp, used by inr.train.optim).
+- `load_cpu_optim()`: the fused and lazy-row Adam steps (adam.cpp, used by inr.train.optim);
+- `load_cpu_mlp()`: the fused field MLP, forward and backward (mlp.cpp + mlp_impl.h, used by
+  inr.backends.cpu_mlp).
 
 They are separate modules, so one failing to build does not take the other with it.
 Set INR_DISABLE_CPU_KERNELS=1 to never build any (always None).
@@ -29,3 +31,8 @@ last_error = EXTENSION.last_error
 OPTIM = LazyExtension("inr_cpu_optim", "C++ CPU optimizer kernels", [CSRC / "adam.cpp"], "INR_DISABLE_CPU_KERNELS",
                       extra_cflags=[*CFLAGS, "-fno-math-errno"], extra_ldflags=list(LDFLAGS))
 load_cpu_optim = OPTIM.load
+
+# mlp_impl.h is included by mlp.cpp (twice: portable and AVX2); ninja tracks it as a dependency.
+MLP = LazyExtension("inr_cpu_mlp", "C++ CPU MLP kernel", [CSRC / "mlp.cpp"], "INR_DISABLE_CPU_KERNELS",
+                    extra_cflags=[*CFLAGS, "-fno-math-errno"], extra_ldflags=list(LDFLAGS))
+load_cpu_mlp = MLP.load

@@ -4,8 +4,9 @@
   than one block run blocked (`blocked.blocked_mlp`, cache-sized chunks); otherwise the reference
   `inr.nn.mlp_forward`. The hash grid is `inr.encodings.hashgrid_encode`.
 - "cuda": the compiled kernels (built on first use, cached): on a GPU the fused MLP and hash grid
-  in `kernels/csrc`, on a CPU the C++ hash grid in `kernels/cpu`. Inputs they do not support
-  (other widths, dtypes, layouts) run on "torch". Double backward recomputes through the torch op
+  in `kernels/csrc`, on a CPU the C++ hash grid and, where `cpu_mlp.use_for` says it measured
+  faster, the C++ MLP in `kernels/cpu`. Inputs they do not support (other widths, dtypes,
+  layouts) run on "torch". Double backward recomputes through the torch op
   (correct, not fused).
 - "auto": the same as "cuda" (compiled kernels where they support the inputs, "torch" otherwise).
 """
@@ -40,9 +41,13 @@ def prepare(device: torch.device) -> None:
         return
     if device.type == "cuda":
         from kernels import load
+
+        load()
     else:
-        from kernels.cpu_loader import load_cpu as load
-    load()
+        from kernels.cpu_loader import load_cpu, load_cpu_mlp
+
+        load_cpu()
+        load_cpu_mlp()
 
 
 def mlp_op(x: torch.Tensor, params: Params, spec: MLPSpec) -> torch.Tensor:
@@ -52,6 +57,11 @@ def mlp_op(x: torch.Tensor, params: Params, spec: MLPSpec) -> torch.Tensor:
 
         if cuda.supports(x, params, spec):
             return cuda.fused_mlp(x, params, spec)
+    if _current != "torch" and not x.is_cuda:
+        from . import cpu_mlp  # C++ CPU kernel (built on first use), where it measured faster
+
+        if cpu_mlp.use_for(x, params, spec):
+            return cpu_mlp.mlp_cpu(x, params, spec)
     if not x.is_cuda and x.shape[-2] > CHUNK:
         return blocked_mlp(x, params, spec)
     return mlp_forward(x, params, spec)

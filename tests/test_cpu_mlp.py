@@ -1,0 +1,195 @@
+"""The C++ CPU MLP (inr.backends.cpu_mlp) against `mlp_forward`.
+
+Tolerance story. The kernel sums in float32 in its own order (6 x 16 register tiles, chunks of
+points), so it cannot match float32 PyTorch bitwise. References are `mlp_forward` in float64 on
+the same (float32-representable) inputs; the kernel's error w.r.t. that must be within 4x the
+float32 PyTorch op's own error plus a floor of 1e-5 (values) / 1e-4 (gradients) times max|ref|.
+Sine nets with w0 = 30 amplify rounding the most; the bound scales with the float32 op's error.
+Tests skip, with the loader's reason, when the extension cannot be built.
+"""
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import pytest
+import torch
+
+from inr.backends import cpu_mlp, get_backend, mlp_op, set_backend
+from inr.nn import MLPSpec, init_mlp_params, mlp_forward
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+@pytest.fixture(scope="module", autouse=True)
+def ext():
+    from kernels.cpu_loader import MLP, load_cpu_mlp
+
+    mod = load_cpu_mlp()
+    if mod is None:
+        pytest.skip(f"C++ CPU MLP extension unavailable: {MLP.last_error()}")
+    yield mod
+    mod.set_simd(-1)
+
+
+def _seed() -> int:
+    return int.from_bytes(os.urandom(4), "little")
+
+
+def _inputs(spec: MLPSpec, shape, seed: int):
+    gen = torch.Generator().manual_seed(seed)
+    params = init_mlp_params(spec, generator=gen)
+    if spec.bias:  # non-zero biases, so their gradients and the bias path are exercised
+        params = {k: (v + 0.1 * torch.randn(v.shape, generator=gen)) if "bias" in k else v for k, v in params.items()}
+    x = torch.rand(*shape, spec.d_in, generator=gen) * 2 - 1
+    gy = torch.randn(*shape, spec.d_out, generator=gen)
+    return x, params, gy
+
+
+def _run(op, x, params, spec, gy, need_x=True, need_w=True):
+    x = x.clone().requires_grad_(need_x)
+    params = {k: v.clone().requires_grad_(need_w) for k, v in params.items()}
+    y = op(x, params, spec)
+    wrt = ([x] if need_x else []) + (list(params.values()) if need_w else [])
+    return [y.detach(), *torch.autograd.grad(y, wrt, gy)]
+
+
+def _check(spec, shape, seed, need_x=True, need_w=True, chunk=cpu_mlp.CHUNK):
+    x, params, gy = _inputs(spec, shape, seed)
+    got = _run(lambda *a: cpu_mlp.mlp_cpu(*a, chunk=chunk), x, params, spec, gy, need_x, need_w)
+    f32 = _run(mlp_forward, x, params, spec, gy, need_x, need_w)
+    ref = _run(mlp_forward, x.double(), {k: v.double() for k, v in params.items()}, spec, gy.double(), need_x, need_w)
+    names = ["forward"] + (["x grad"] if need_x else []) + (list(params) if need_w else [])
+    assert len(got) == len(ref) == len(names)
+    for name, g, f, r in zip(names, got, f32, ref):
+        assert g.shape == r.shape and g.dtype == torch.float32, name
+        scale = r.abs().max().item()
+        floor = (1e-5 if name == "forward" else 1e-4) * scale
+        err, err32 = (g.double() - r).abs().max().item(), (f.double() - r).abs().max().item()
+        assert err <= 4 * err32 + floor, (f"{name} (seed {seed}, {spec}): max err {err:.3g}, float32 torch {err32:.3g}, "
+                                          f"max|ref| {scale:.3g}")
+
+
+SPECS = [
+    MLPSpec(32, (64, 64), 3),                                              # the hash field's MLP
+    MLPSpec(5, (17, 33), 2, activation="relu", output_activation="sigmoid"),  # odd widths
+    MLPSpec(3, (33,), 1, activation="relu", output_activation="exp"),
+    MLPSpec(2, (17, 17), 3, activation="sine", output_activation="none"),
+    MLPSpec(2, (24, 24), 1, activation="sine", output_activation="sine", w0_first=30.0, w0_hidden=2.0),
+    MLPSpec(7, (9,), 4, activation="none", output_activation="relu"),
+    MLPSpec(3, (128, 128), 3, activation="relu"),
+    MLPSpec(4, (16,), 3, bias=False),
+]
+
+
+@pytest.mark.parametrize("simd", [-1, 0], ids=["auto", "portable"])
+@pytest.mark.parametrize("spec", SPECS, ids=lambda s: f"{s.widths}-{s.activation}-{s.output_activation}-b{int(s.bias)}")
+def test_values_and_gradients(ext, spec, simd):
+    """N not a multiple of the chunk (1037 points, chunk 128), every activation, AVX2 and portable."""
+    ext.set_simd(simd)
+    _check(spec, (1037,), _seed())
+
+
+@pytest.mark.parametrize("chunk", [1, 7, 128, 4096])
+def test_chunk_sizes_and_batched_points(chunk):
+    """x [B, N, d] with shared weights, chunks from 1 point to more than N."""
+    _check(MLPSpec(6, (20, 12), 5, activation="relu", output_activation="sigmoid"), (3, 333), _seed(), chunk=chunk)
+
+
+@pytest.mark.parametrize("need_x,need_w", [(True, False), (False, True)])
+def test_partial_gradients(need_x, need_w):
+    _check(MLPSpec(8, (32, 32), 2), (2001,), _seed(), need_x=need_x, need_w=need_w)
+
+
+def test_one_and_two_threads_bitwise_equal():
+    """Weight gradients are summed per group of chunks fixed by N, then in group order."""
+    spec = MLPSpec(32, (64, 64), 3)
+    x, params, gy = _inputs(spec, (50_001,), _seed())
+    before = torch.get_num_threads()
+    try:
+        torch.set_num_threads(1)
+        one = _run(cpu_mlp.mlp_cpu, x, params, spec, gy)
+        torch.set_num_threads(2)
+        two = _run(cpu_mlp.mlp_cpu, x, params, spec, gy)
+    finally:
+        torch.set_num_threads(before)
+    for a, b in zip(one, two):
+        assert torch.equal(a, b)
+
+
+def test_supports_and_dispatch():
+    spec = MLPSpec(32, (64, 64), 3)
+    x, params, _ = _inputs(spec, (5000,), _seed())
+    assert cpu_mlp.supports(x, params, spec)
+    batched = {k: v.expand(2, *v.shape) for k, v in params.items()}  # per-instance: not here
+    assert not cpu_mlp.supports(x.expand(2, -1, -1), batched, spec)
+    assert not cpu_mlp.supports(x.double(), {k: v.double() for k, v in params.items()}, spec)
+    assert not cpu_mlp.supports(x, params, MLPSpec(32, (256,), 3))
+    previous = get_backend()
+    try:
+        set_backend("auto")
+        p = {k: v.requires_grad_() for k, v in params.items()}
+        assert "CpuMLP" in type(mlp_op(x, p, spec).grad_fn).__name__
+        assert "CpuMLP" not in type(mlp_op(x[:4096], p, spec).grad_fn).__name__  # small batch: mlp_forward
+        sine = MLPSpec(32, (64, 64), 3, activation="sine")  # measured slower: stays on blocked_mlp
+        assert "Blocked" in type(mlp_op(x, p, sine).grad_fn).__name__
+        y_auto = mlp_op(x, p, spec)
+        set_backend("torch")  # pure PyTorch
+        y_torch = mlp_op(x, p, spec)
+        assert "CpuMLP" not in type(y_torch.grad_fn).__name__
+        torch.testing.assert_close(y_auto, y_torch, rtol=1e-4, atol=1e-5)
+        # per-instance weights through the dispatch: blocked path, same values
+        set_backend("auto")
+        xb = x[:2500].expand(2, -1, -1)
+        torch.testing.assert_close(mlp_op(xb, batched, spec), mlp_forward(xb, batched, spec), rtol=1e-4, atol=1e-5)
+    finally:
+        set_backend(previous)
+
+
+def test_double_backward_through_dispatch():
+    """create_graph=True (an eikonal-style loss on dL/dx) recomputes through mlp_forward."""
+    spec = MLPSpec(3, (32, 32), 1, activation="relu", output_activation="none")
+    x, params, _ = _inputs(spec, (5000,), _seed())
+    previous = get_backend()
+
+    def eikonal(op):
+        xx = x.clone().requires_grad_()
+        p = {k: v.clone().requires_grad_() for k, v in params.items()}
+        y = op(xx, p, spec)
+        (gx,) = torch.autograd.grad(y.sum(), xx, create_graph=True)
+        loss = (gx.norm(dim=-1) - 1).pow(2).mean() + y.square().mean()
+        return torch.autograd.grad(loss, [xx, *p.values()], allow_unused=True, materialize_grads=True)
+
+    try:
+        set_backend("auto")
+        assert cpu_mlp.use_for(x, params, spec)
+        for a, b in zip(eikonal(mlp_op), eikonal(mlp_forward)):
+            torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-6)
+    finally:
+        set_backend(previous)
+
+
+def test_disabled_build_falls_back():
+    """INR_DISABLE_CPU_KERNELS=1: no build, one warning, and mlp_op runs the PyTorch op."""
+    code = ("import warnings, torch\n"
+            "import kernels.cpu_loader as L\n"
+            "from inr.backends import mlp_op, set_backend\n"
+            "from inr.nn import MLPSpec, init_mlp_params, mlp_forward\n"
+            "set_backend('auto')\n"
+            "spec = MLPSpec(32, (64, 64), 3)\n"
+            "p = {k: v.requires_grad_() for k, v in init_mlp_params(spec).items()}\n"
+            "x = torch.rand(10000, 32)\n"
+            "with warnings.catch_warnings(record=True) as w:\n"
+            "    warnings.simplefilter('always')\n"
+            "    y = mlp_op(x, p, spec); y2 = mlp_op(x, p, spec)\n"
+            "    assert L.load_cpu_mlp() is None\n"
+            "assert len(w) == 1 and 'INR_DISABLE_CPU_KERNELS' in L.MLP.last_error(), [str(m.message) for m in w]\n"
+            "assert 'Blocked' in type(y.grad_fn).__name__\n"
+            "torch.testing.assert_close(y, mlp_forward(x, p, spec), rtol=1e-5, atol=1e-5)\n"
+            "y.sum().backward()\n")
+    env = dict(os.environ, INR_DISABLE_CPU_KERNELS="1",
+               PYTHONPATH=ROOT + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    res = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True, timeout=120,
+                         check=False)
+    assert res.returncode == 0, res.stderr
