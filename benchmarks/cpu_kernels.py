@@ -7,12 +7,13 @@ Samples per second (best of `reps` timed repetitions after a warm-up) for
   5 dense + 11 hashed), forward and forward + backward to the table, inputs uniform in [0, 1]^d:
   C++ kernel (`inr.backends.cpu_hashgrid`) vs `hashgrid_encode` (the PyTorch path);
 - the hash field's MLP (32 -> 64 -> 64 -> 3, ReLU) forward + backward (weights and input):
-  the backend's op (`mlp_op`; on a CPU the blocked PyTorch MLP, there is no C++ MLP in dispatch)
-  vs the plain autograd op `mlp_forward`;
+  the backend's op (`mlp_op`, backend auto: the C++ MLP, kernels/cpu/mlp.cpp) vs the plain
+  autograd op `mlp_forward` (`mlp_speedup_vs_torch`) and vs the blocked PyTorch op `blocked_mlp`
+  that backend "torch" runs (`mlp_speedup_vs_blocked`);
 - a whole image-fitting step of the default hash field (`inr fit image`'s: finest level 512,
   2^15 pixels per step, MSE, Adam betas (0.9, 0.99), eps 1e-15): forward + backward + optimizer
-  step; backend "auto" (C++ hash grid, fused C++ Adam) vs backend "torch" (PyTorch hash grid,
-  torch.optim.Adam fused).
+  step; backend "auto" (C++ hash grid, C++ MLP, fused C++ Adam) vs backend "torch" (PyTorch
+  hash grid, blocked PyTorch MLP, torch.optim.Adam fused).
 Ratios are `*_speedup_vs_torch`. Top-level figures are the 2-thread ones (the last --threads
 value); every thread count's figures are under "threads".
 """
@@ -30,7 +31,8 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from inr.backends import cpu_hashgrid, mlp_op, set_backend
+from inr.backends import cpu_hashgrid, cpu_mlp, mlp_op, set_backend
+from inr.backends.blocked import blocked_mlp
 from inr.encodings import HashGrid, HashGridConfig, hashgrid_encode
 from inr.fields.hash import HashField, HashFieldConfig
 from inr.nn import MLPSpec, init_mlp_params, mlp_forward
@@ -88,13 +90,16 @@ def mlp(n: int, reps: int) -> dict:
     x = torch.rand(n, MLP.d_in, generator=gen, requires_grad=True)
     out = {}
     set_backend("auto")
-    for name, op in (("backend", mlp_op), ("torch", mlp_forward)):
+    assert cpu_mlp.use_for(x, params, MLP), "the C++ MLP is not dispatched for the benchmark's MLP"
+    for name, op in (("backend", mlp_op), ("torch", mlp_forward), ("blocked", blocked_mlp)):
         def step(op=op):
             y = op(x, params, MLP)
             torch.autograd.grad(y.sum(), [x, *params.values()])
         out[name] = rate(step, n, reps)
     return {"mlp_fwd_bwd_samples_per_s": round(out["backend"]), "mlp_torch_fwd_bwd_samples_per_s": round(out["torch"]),
-            "mlp_speedup_vs_torch": round(out["backend"] / out["torch"], 2)}
+            "mlp_blocked_fwd_bwd_samples_per_s": round(out["blocked"]),
+            "mlp_speedup_vs_torch": round(out["backend"] / out["torch"], 2),
+            "mlp_speedup_vs_blocked": round(out["backend"] / out["blocked"], 2)}
 
 
 def image_step(reps: int) -> dict:
@@ -129,9 +134,9 @@ def main() -> None:
     ap.add_argument("--n", type=int, default=1 << 18, help="samples per hash-grid / MLP call")
     ap.add_argument("--reps", type=int, default=5)
     args = ap.parse_args()
-    from kernels.cpu_loader import load_cpu, load_cpu_optim
+    from kernels.cpu_loader import load_cpu, load_cpu_mlp, load_cpu_optim
 
-    built = load_cpu() is not None and load_cpu_optim() is not None
+    built = load_cpu() is not None and load_cpu_optim() is not None and load_cpu_mlp() is not None
     if not built:
         raise SystemExit("cpu_kernels: the C++ CPU extensions did not build (see the warning above)")
     ext = load_cpu()
@@ -148,6 +153,7 @@ def main() -> None:
     print(json.dumps({"benchmark": "cpu_kernels", "top_level_threads": args.threads[-1], "n": args.n, "reps": args.reps,
                       "torch": torch.__version__, "cpu": platform.processor() or platform.machine(),
                       "cpu_count": os.cpu_count(), "avx2_path": bool(ext.simd_available()),
+                      "mlp_avx2_path": bool(load_cpu_mlp().simd_available()),
                       **{k: v for k, v in top.items()}, "threads": per_thread}))
 
 
