@@ -28,8 +28,10 @@ PRESETS = {"mip": {"mode": "full", "mip": True}, "plain": {"mode": "full", "mip"
            "film": {"mode": "film", "mip": True}, "shift": {"mode": "shift", "mip": True},
            "lowrank": {"mode": "lowrank", "mip": True}}
 
-# Pixels per signal per step (a whole 32 x 32 texture).
-COLLECTION_TRAIN_DEFAULTS = {"steps": 2000, "batch_size": 1024, "schedule": "constant", "beta2": 0.999, "eps": 1e-8}
+# Pixels per signal per step (a whole 32 x 32 texture). A cosine decay to 0.1x helps every
+# hypernetwork at 500 steps on textures (seed 2: MIP 43.6 vs 32.6 dB constant, SIREN-paper init
+# 45.5 vs 37.1 dB).
+COLLECTION_TRAIN_DEFAULTS = {"steps": 2000, "batch_size": 1024, "schedule": "cosine", "beta2": 0.999, "eps": 1e-8}
 # Learning rates by HyperConfig.mip. Without MIP: SIREN's hypernetwork setting, 1e-4 everywhere.
 # With MIP, the body and head at 2e-3, theta_0 (the head's output bias: the target's own weights)
 # at SIREN's 1e-4, latents at 1e-2: 38.4 dB at 250 steps on textures (seed 0) against 30.3 dB with
