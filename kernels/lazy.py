@@ -13,6 +13,28 @@ import warnings
 from pathlib import Path
 
 
+STALE_LOCK_SECONDS = 900  # a build takes under a minute; a lock this old was left by a killed build
+
+
+def clear_stale_lock(build_dir: Path, max_age: float = STALE_LOCK_SECONDS) -> bool:
+    """Remove torch's build lock in `build_dir` when it is older than `max_age` seconds.
+
+    torch.utils.cpp_extension holds `lock` while a build runs and waits forever for it to go; a
+    build killed midway (Ctrl-C, a timeout) leaves it behind, and every later run would hang."""
+    import time
+
+    lock = build_dir / "lock"
+    try:
+        age = time.time() - lock.stat().st_mtime
+    except FileNotFoundError:
+        return False
+    if age < max_age:
+        return False
+    lock.unlink(missing_ok=True)
+    print(f"inr: removed a stale build lock left by an interrupted build ({lock})", file=sys.stderr, flush=True)
+    return True
+
+
 class LazyExtension:
     """Extension `name` from `sources`, built on the first `load()`; `disable_env`=1 never builds."""
 
@@ -53,6 +75,10 @@ class LazyExtension:
 
         if self.needs_cuda and not torch.cuda.is_available():
             raise RuntimeError("no CUDA device")
+        try:
+            clear_stale_lock(Path(cpp_extension._get_build_directory(self.name, verbose=False)))
+        except Exception:  # private torch helper: if it moves, torch waits on the lock as before
+            pass
         if not self._cached(cpp_extension):
             print(f"inr: building {self.label} (first use only)...", file=sys.stderr, flush=True)
         return cpp_extension.load(name=self.name, sources=self.sources, verbose=False, **self.build_kwargs)

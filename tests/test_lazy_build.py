@@ -26,3 +26,19 @@ def test_imports_compile_nothing():
                           timeout=120, check=False)
     assert proc.returncode == 0, proc.stderr + proc.stdout
     assert "building" not in proc.stderr, proc.stderr
+
+
+def test_a_stale_build_lock_is_removed_and_a_fresh_one_kept(tmp_path, capsys):
+    import os
+    import time
+
+    from kernels.lazy import clear_stale_lock
+
+    lock = tmp_path / "lock"
+    assert not clear_stale_lock(tmp_path)  # no lock: nothing to do
+    lock.touch()
+    assert not clear_stale_lock(tmp_path) and lock.exists()  # a build may be running: wait for it
+    old = time.time() - 3600
+    os.utime(lock, (old, old))
+    assert clear_stale_lock(tmp_path) and not lock.exists()
+    assert "stale build lock" in capsys.readouterr().err

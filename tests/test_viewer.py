@@ -456,3 +456,31 @@ def test_viewing_a_run_in_progress_follows_its_checkpoints(image_run, tmp_path):
         assert all(torch.equal(view.source.module.state_dict()[k], v) for k, v in saved.items())
     finally:
         viewer.stop()
+
+
+@pytest.fixture(scope="module")
+def collection_run(tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("runs") / "collection"
+    assert main(["fit", "collection", "images", "textures-4", "--steps", "60", "--signals-per-batch", "4",
+                 "--latent-dim", "16", "--hyper.hidden", "64", "--siren.hidden", "32", "32", "--quiet",
+                 "--out", str(out)]) == 0
+    return out
+
+
+def test_collection_view_in_a_browser_switches_members(browser, collection_run, capsys):
+    from viewer.image_view import BACKDROP
+
+    assert main(["eval", str(collection_run), "--device", "cpu"]) == 0
+    members = json.loads(capsys.readouterr().out.strip().splitlines()[-1])["members"]
+    viewer = Viewer(collection_run, port=free_port("127.0.0.1", 8730))
+    try:
+        backdrop = round(BACKDROP * 255)
+        text, shot, frame = show(browser, viewer, "PSNR", "Member", "stripes-000", skip=backdrop)
+        assert region_error(shot, frame, *FREE, skip=backdrop) < 12, "the page does not show the rendered frame"
+        view = viewer.view
+        assert abs(view.psnr - members["stripes-000"]) < 0.05
+        view.show_member(2)  # what the slider does
+        assert abs(view.psnr - members["plaid-002"]) < 0.05
+        assert browser.wait_for_text("plaid-002", timeout=30)
+    finally:
+        viewer.stop()

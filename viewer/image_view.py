@@ -36,12 +36,9 @@ class ImageView(View):
     chunk = 1 << 16
 
     def setup(self) -> None:
-        from scenes import resolve_image
-
         data = self.config["data"]
         self.height, self.width = data["height"], data["width"]
-        self.target = self.live.image.cpu() if self.live is not None else \
-            resolve_image(data["source"], self.config["fit"].get("size"))
+        self.target = self.load_target()
         self.clamp = bool(self.target.min() >= 0 and self.target.max() <= 1)
         side = max(self.height, self.width)
         self.sx, self.sy = self.width / side, self.height / side
@@ -57,6 +54,14 @@ class ImageView(View):
         self._error: list = []
         self._error_at = 0.0
         self.update_error()
+
+    def load_target(self) -> torch.Tensor:
+        """The ground truth [H, W, C] the fitted image is compared with."""
+        from scenes import resolve_image
+
+        if self.live is not None:
+            return self.live.image.cpu()
+        return resolve_image(self.config["data"]["source"], self.config["fit"].get("size"))
 
     def _panel(self, name: str, image: np.ndarray, slot: int, label: str) -> list:
         """An image beside the fitted one (slot 1, 2, ...) with its label; returns the handles."""

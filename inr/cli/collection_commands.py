@@ -192,16 +192,24 @@ def open_collection(path: str, device: torch.device):
     return model.to(device).eval(), cfg, config
 
 
-def _collection_task(path: str, device: torch.device):
+def image_collection_task(config: dict, model, device: torch.device, where: str) -> ImageCollectionTask:
+    """The evaluation task of an image collection run (its images and conditioning inputs) around
+    `model`; the collection must still be what it was when the run trained."""
     from inr.signals.collection import load_image_collection
 
-    model, cfg, config = open_collection(path, device)
-    collection = load_image_collection(config["data"]["source"], config["data"].get("size"))
-    if tuple(collection.images.shape[1:]) != (config["data"]["height"], config["data"]["width"], config["data"]["channels"]) \
-            or len(collection.names) != len(config["data"]["members"]):
-        raise InputError(f"{path}: its collection {config['data']['source']} changed since training")
+    data = config["data"]
+    collection = load_image_collection(data["source"], data.get("size"))
+    if tuple(collection.images.shape[1:]) != (data["height"], data["width"], data["channels"]) \
+            or len(collection.names) != len(data["members"]):
+        raise InputError(f"{where}: its collection {data['source']} changed since training")
+    cfg = build_dataclass(CollectionFitConfig, config["fit"])
     train_cfg = dataclasses.replace(cfg.train, batch_size=cfg.train.batch_size or 1024)
-    return ImageCollectionTask(collection.images, model, cfg, train_cfg, device), config
+    return ImageCollectionTask(collection.images, model, cfg, train_cfg, device)
+
+
+def _collection_task(path: str, device: torch.device):
+    model, _, config = open_collection(path, device)
+    return image_collection_task(config, model, device, path), config
 
 
 def evaluate_run(run: RunDir, config: dict, args) -> dict:
