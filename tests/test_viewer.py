@@ -484,3 +484,21 @@ def test_collection_view_in_a_browser_switches_members(browser, collection_run, 
         assert browser.wait_for_text("plaid-002", timeout=30)
     finally:
         viewer.stop()
+
+
+def test_sdf_collection_view_switches_members(tmp_path):
+    out = tmp_path / "shapes"
+    assert main(["fit", "collection", "sdf", "shapes-4", "--steps", "30", "--signals-per-batch", "4",
+                 "--latent-dim", "16", "--hyper.hidden", "64", "--siren.hidden", "32", "32", "--quiet",
+                 "--out", str(out)]) == 0
+    viewer = Viewer(out, port=free_port("127.0.0.1", 8740))
+    try:
+        view = viewer.view
+        names = json.loads((out / "config.json").read_text())["data"]["members"]
+        assert "vertices" in view.mesh_info.content and names[0] in view.member_name.content
+        before = view.slice_image()
+        view.show_member(1)  # what the slider does: the slice (and mesh) of member 1
+        assert view.member == 1 and f"**{names[1]}** (2 of 4)" in view.member_name.content
+        assert np.abs(view.slice_image().astype(int) - before.astype(int)).mean() > 1.0
+    finally:
+        viewer.stop()
