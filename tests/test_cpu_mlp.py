@@ -5,10 +5,14 @@ points), so it cannot match float32 PyTorch bitwise. References are `mlp_forward
 the same (float32-representable) inputs; the kernel's error w.r.t. that must be within 4x the
 float32 PyTorch op's own error plus a floor of 1e-5 (values) / 1e-4 (gradients) times max|ref|.
 Sine nets with w0 = 30 amplify rounding the most; the bound scales with the float32 op's error.
+The kernel's own sin/cos (AVX2 polynomial) is checked directly against float64: within 1.5e-7
+absolute for |t| up to 1e5 (measured 9.3e-8; float32 torch.sin is within 6e-8).
+Per-instance weights [B, out, in] are checked the same way (values, dL/dx, per-instance dL/dW).
 Tests skip, with the loader's reason, when the extension cannot be built.
 """
 from __future__ import annotations
 
+import math
 import os
 import subprocess
 import sys
@@ -37,12 +41,17 @@ def _seed() -> int:
     return int.from_bytes(os.urandom(4), "little")
 
 
-def _inputs(spec: MLPSpec, shape, seed: int):
+def _inputs(spec: MLPSpec, shape, seed: int, instances: int = 0, x_shared: bool = False):
+    """x [*shape, d_in], params, gy; with `instances` B > 0 every weight is per instance [B, ...]
+    (the shared initialisation plus noise), shape is (B, N), and x is [N, d_in] if `x_shared`."""
     gen = torch.Generator().manual_seed(seed)
     params = init_mlp_params(spec, generator=gen)
     if spec.bias:  # non-zero biases, so their gradients and the bias path are exercised
         params = {k: (v + 0.1 * torch.randn(v.shape, generator=gen)) if "bias" in k else v for k, v in params.items()}
-    x = torch.rand(*shape, spec.d_in, generator=gen) * 2 - 1
+    if instances:
+        params = {k: v + 0.02 * v.abs().mean() * torch.randn(instances, *v.shape, generator=gen)
+                  for k, v in params.items()}
+    x = torch.rand(*(shape[1:] if x_shared else shape), spec.d_in, generator=gen) * 2 - 1
     gy = torch.randn(*shape, spec.d_out, generator=gen)
     return x, params, gy
 
@@ -55,8 +64,8 @@ def _run(op, x, params, spec, gy, need_x=True, need_w=True):
     return [y.detach(), *torch.autograd.grad(y, wrt, gy)]
 
 
-def _check(spec, shape, seed, need_x=True, need_w=True, chunk=cpu_mlp.CHUNK):
-    x, params, gy = _inputs(spec, shape, seed)
+def _check(spec, shape, seed, need_x=True, need_w=True, chunk=cpu_mlp.CHUNK, instances=0, x_shared=False):
+    x, params, gy = _inputs(spec, shape, seed, instances, x_shared)
     got = _run(lambda *a: cpu_mlp.mlp_cpu(*a, chunk=chunk), x, params, spec, gy, need_x, need_w)
     f32 = _run(mlp_forward, x, params, spec, gy, need_x, need_w)
     ref = _run(mlp_forward, x.double(), {k: v.double() for k, v in params.items()}, spec, gy.double(), need_x, need_w)
@@ -80,6 +89,8 @@ SPECS = [
     MLPSpec(7, (9,), 4, activation="none", output_activation="relu"),
     MLPSpec(3, (128, 128), 3, activation="relu"),
     MLPSpec(4, (16,), 3, bias=False),
+    MLPSpec(2, (128, 128, 128), 3, activation="sine"),                     # SIREN image (w0 30)
+    MLPSpec(3, (64, 64, 64), 1, activation="sine"),                        # SIREN SDF
 ]
 
 
@@ -118,12 +129,77 @@ def test_one_and_two_threads_bitwise_equal():
         assert torch.equal(a, b)
 
 
+@pytest.mark.parametrize("simd", [-1, 0], ids=["auto", "portable"])
+def test_sincos_accuracy(ext, simd):
+    """The kernel's sin/cos (what sine layers use) vs float64 of the same float32 t, |t| to 1e5."""
+    ext.set_simd(simd)
+    gen = torch.Generator().manual_seed(_seed())
+    for bound in (1.0, 30.0, 1000.0, 4096.0, 1e5):
+        t = (torch.rand(100_003, generator=gen) * 2 - 1) * bound  # odd length: the vector tail
+        t[:8] = torch.tensor([0.0, -0.0, math.pi / 4, -math.pi / 4, math.pi / 2, math.pi, 3 * math.pi / 4, 1e-30])
+        s, c = cpu_mlp.sincos(t)
+        err_s = (s.double() - torch.sin(t.double())).abs().max().item()
+        err_c = (c.double() - torch.cos(t.double())).abs().max().item()
+        assert err_s <= 1.5e-7 and err_c <= 1.5e-7, (bound, err_s, err_c)
+    s, c = cpu_mlp.sincos(torch.tensor([float("nan")] * 8))
+    assert torch.isnan(s).all() and torch.isnan(c).all()
+
+
+PER_INSTANCE = [
+    MLPSpec(2, (64, 64, 64), 3, activation="sine"),                          # the hypernetworks' SIREN
+    MLPSpec(5, (17, 33), 2, activation="relu", output_activation="sigmoid"),  # odd widths
+    MLPSpec(2, (24,), 1, activation="sine", output_activation="sine", w0_first=30.0, w0_hidden=2.0),
+    MLPSpec(4, (16,), 3, bias=False),
+]
+
+
+@pytest.mark.parametrize("simd", [-1, 0], ids=["auto", "portable"])
+@pytest.mark.parametrize("spec", PER_INSTANCE, ids=lambda s: f"{s.widths}-{s.activation}-{s.output_activation}-b{int(s.bias)}")
+def test_per_instance_values_and_gradients(ext, spec, simd):
+    """Weights [B, out, in], biases [B, out], x [B, N, d]: B = 3, N = 257 (not a multiple of the chunk)."""
+    ext.set_simd(simd)
+    _check(spec, (3, 257), _seed(), instances=3)
+
+
+@pytest.mark.parametrize("chunk", [1, 128, 4096])
+def test_per_instance_shared_coordinates_and_chunks(chunk):
+    """x [N, d] shared by B = 5 per-instance weight sets (dL/dx summed over instances)."""
+    _check(MLPSpec(2, (32, 32), 3, activation="sine"), (5, 100), _seed(), chunk=chunk, instances=5, x_shared=True)
+
+
+@pytest.mark.parametrize("need_x,need_w", [(True, False), (False, True)])
+def test_per_instance_partial_gradients(need_x, need_w):
+    _check(MLPSpec(2, (64, 64), 3, activation="sine"), (4, 300), _seed(), need_x=need_x, need_w=need_w, instances=4)
+
+
+@pytest.mark.parametrize("kind", ["sine-shared", "per-instance"])
+def test_one_and_two_threads_bitwise_equal_sine_and_per_instance(kind):
+    """Per-instance gradients are summed per instance in chunk order: 1 and 2 threads agree bitwise."""
+    spec = MLPSpec(2, (64, 64, 64), 3, activation="sine")
+    x, params, gy = (_inputs(spec, (20_001,), _seed()) if kind == "sine-shared"
+                     else _inputs(spec, (7, 1000), _seed(), instances=7))
+    before = torch.get_num_threads()
+    try:
+        torch.set_num_threads(1)
+        one = _run(cpu_mlp.mlp_cpu, x, params, spec, gy)
+        torch.set_num_threads(2)
+        two = _run(cpu_mlp.mlp_cpu, x, params, spec, gy)
+    finally:
+        torch.set_num_threads(before)
+    for a, b in zip(one, two):
+        assert torch.equal(a, b)
+
+
 def test_supports_and_dispatch():
     spec = MLPSpec(32, (64, 64), 3)
     x, params, _ = _inputs(spec, (5000,), _seed())
     assert cpu_mlp.supports(x, params, spec)
-    batched = {k: v.expand(2, *v.shape) for k, v in params.items()}  # per-instance: not here
-    assert not cpu_mlp.supports(x.expand(2, -1, -1), batched, spec)
+    batched = {k: v.expand(2, *v.shape) for k, v in params.items()}  # per-instance weights
+    assert cpu_mlp.supports(x.expand(2, -1, -1), batched, spec)
+    assert cpu_mlp.supports(x, batched, spec)  # shared coordinates
+    assert not cpu_mlp.supports(x.expand(3, -1, -1), batched, spec)  # B mismatch
+    mixed = {**params, "layers.0.weight": batched["layers.0.weight"]}
+    assert not cpu_mlp.supports(x.expand(2, -1, -1), mixed, spec)  # mixed layers: PyTorch path
     assert not cpu_mlp.supports(x.double(), {k: v.double() for k, v in params.items()}, spec)
     assert not cpu_mlp.supports(x, params, MLPSpec(32, (256,), 3))
     previous = get_backend()
@@ -131,18 +207,52 @@ def test_supports_and_dispatch():
         set_backend("auto")
         p = {k: v.requires_grad_() for k, v in params.items()}
         assert "CpuMLP" in type(mlp_op(x, p, spec).grad_fn).__name__
-        assert "CpuMLP" not in type(mlp_op(x[:4096], p, spec).grad_fn).__name__  # small batch: mlp_forward
-        sine = MLPSpec(32, (64, 64), 3, activation="sine")  # measured slower: stays on blocked_mlp
-        assert "Blocked" in type(mlp_op(x, p, sine).grad_fn).__name__
+        assert "CpuMLP" not in type(mlp_op(x[:4096], p, spec).grad_fn).__name__  # small ReLU batch: mlp_forward
+        sine = MLPSpec(32, (64, 64), 3, activation="sine")  # SIREN: on the kernel from 64 points
+        assert "CpuMLP" in type(mlp_op(x, p, sine).grad_fn).__name__
+        assert "CpuMLP" in type(mlp_op(x[:64], p, sine).grad_fn).__name__
+        assert "CpuMLP" not in type(mlp_op(x[:63], p, sine).grad_fn).__name__
+        pb = {k: v.detach().expand(2, *v.shape).clone().requires_grad_() for k, v in params.items()}
+        assert "CpuMLP" in type(mlp_op(x[:256].expand(2, -1, -1), pb, sine).grad_fn).__name__  # hypernetwork
+        assert "CpuMLP" not in type(mlp_op(x[:1000].expand(2, -1, -1), pb, spec).grad_fn).__name__  # ReLU 2000 pts
+        pm = {**{k: v.detach() for k, v in params.items()}, "layers.0.weight": pb["layers.0.weight"]}
+        assert "CpuMLP" not in type(mlp_op(x[:256].expand(2, -1, -1), pm, sine).grad_fn).__name__  # mixed
         y_auto = mlp_op(x, p, spec)
         set_backend("torch")  # pure PyTorch
         y_torch = mlp_op(x, p, spec)
         assert "CpuMLP" not in type(y_torch.grad_fn).__name__
+        assert "CpuMLP" not in type(mlp_op(x, p, sine).grad_fn).__name__
         torch.testing.assert_close(y_auto, y_torch, rtol=1e-4, atol=1e-5)
-        # per-instance weights through the dispatch: blocked path, same values
+        # per-instance weights through the dispatch: same values as mlp_forward
         set_backend("auto")
         xb = x[:2500].expand(2, -1, -1)
         torch.testing.assert_close(mlp_op(xb, batched, spec), mlp_forward(xb, batched, spec), rtol=1e-4, atol=1e-5)
+        ps = {k: v.expand(2, *v.shape) for k, v in init_mlp_params(sine).items()}  # SIREN init (He at w0 30 is chaotic)
+        torch.testing.assert_close(mlp_op(xb, ps, sine), mlp_forward(xb, ps, sine), rtol=1e-4, atol=1e-5)
+    finally:
+        set_backend(previous)
+
+
+@pytest.mark.parametrize("instances", [0, 3], ids=["shared", "per-instance"])
+def test_double_backward_sine_through_dispatch(instances):
+    """create_graph=True through the dispatched sine kernel (shared and per-instance weights)."""
+    spec = MLPSpec(3, (32, 32), 1, activation="sine")
+    x, params, _ = _inputs(spec, (3, 200) if instances else (500,), _seed(), instances)
+    previous = get_backend()
+
+    def eikonal(op):
+        xx = x.clone().requires_grad_()
+        p = {k: v.clone().requires_grad_() for k, v in params.items()}
+        y = op(xx, p, spec)
+        (gx,) = torch.autograd.grad(y.sum(), xx, create_graph=True)
+        loss = (gx.norm(dim=-1) - 1).pow(2).mean() + y.square().mean()
+        return torch.autograd.grad(loss, [xx, *p.values()], allow_unused=True, materialize_grads=True)
+
+    try:
+        set_backend("auto")
+        assert cpu_mlp.use_for(x, params, spec)
+        for a, b in zip(eikonal(mlp_op), eikonal(mlp_forward)):
+            torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-4 * b.abs().max().item())
     finally:
         set_backend(previous)
 

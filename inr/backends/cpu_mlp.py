@@ -1,5 +1,6 @@
 """C++ CPU kernel of the field MLP (kernels/cpu/mlp.cpp): same contract as `inr.nn.mlp_forward`
-for the inputs it supports (see `supports`): shared float32 weights, x [N, d] or [B, N, d].
+for the inputs it supports (see `supports`): float32 weights, either all shared ([out, in], x
+[N, d] or [B, N, d]) or all per instance ([B, out, in] with x [B, N, d] or [N, d]).
 
 Forward: chunks of CHUNK points, parallel over chunks, each chunk's activations kept in cache.
 Backward: recomputes a chunk's forward and back-propagates it; weight/bias gradients are summed per
@@ -7,7 +8,11 @@ group of chunks (the grouping depends on N only) and the groups added in order, 
 give bitwise-identical results. Double backward (create_graph=True) recomputes through
 `mlp_forward` (correct, not fast), as the blocked PyTorch op does.
 
-Per-instance weights [B, out, in] are not supported here: they stay on `blocked_mlp`.
+Per-instance weights (what hypernetworks produce): each instance's chunks run with its own weight
+set and its gradients are accumulated per instance, in chunk order (again thread-count
+independent). Layers mixing shared and per-instance weights stay on `blocked_mlp`.
+Sine layers use the kernel's AVX2 sin/cos (Cody-Waite reduction + Cephes polynomials, within
+1e-7 absolute of float64 for |w0 z| up to 1e5; `sincos` exposes it for tests).
 The extension builds on first use (`kernels.cpu_loader.load_cpu_mlp`); importing this module
 compiles nothing.
 """
@@ -30,43 +35,74 @@ def _ext():
     return load_cpu_mlp()
 
 
+def _layout(x: torch.Tensor, params: Params, spec: MLPSpec) -> int | None:
+    """0: every weight shared; B: every weight per instance [B, out, in] (x [B, N, d] or [N, d]);
+    None: anything else (mixed layers, wrong shapes, dtypes or devices)."""
+    batch = None
+    for i in range(spec.n_layers):
+        w = params[f"layers.{i}.weight"]
+        if w.device.type != "cpu" or w.dtype != torch.float32 or w.dim() not in (2, 3):
+            return None
+        if tuple(w.shape[-2:]) != (spec.widths[i + 1], spec.widths[i]):
+            return None
+        b = w.shape[0] if w.dim() == 3 else 0
+        if batch is None:
+            batch = b
+        if b != batch:  # mixed shared / per-instance layers, or different B
+            return None
+        if spec.bias:
+            bias = params.get(f"layers.{i}.bias")
+            if bias is None or bias.device.type != "cpu" or bias.dtype != torch.float32:
+                return None
+            if bias.dim() != (2 if b else 1) or (b and bias.shape[0] != b) or bias.shape[-1] != spec.widths[i + 1]:
+                return None
+    if batch and x.dim() == 3 and x.shape[0] != batch:
+        return None
+    return batch
+
+
 def supports(x: torch.Tensor, params: Params, spec: MLPSpec, build: bool = True) -> bool:
-    """Whether `mlp_cpu` runs these inputs: CPU float32 x [N, d_in] or [B, N, d_in]; every weight
-    shared [out, in] and bias [out], float32 on the CPU; widths up to MAX_WIDTH; and (with `build`)
-    a working build of the extension."""
+    """Whether `mlp_cpu` runs these inputs: CPU float32 x [N, d_in] or [B, N, d_in]; weights float32
+    on the CPU, all shared ([out, in], biases [out]) or all per instance ([B, out, in], [B, out],
+    B matching x's); widths up to MAX_WIDTH; and (with `build`) a working build of the extension."""
     if x.device.type != "cpu" or x.dtype != torch.float32 or x.dim() not in (2, 3) or x.shape[-1] != spec.d_in:
         return False
     if max(spec.widths) > MAX_WIDTH:
         return False
-    for i in range(spec.n_layers):
-        w = params[f"layers.{i}.weight"]
-        if w.dim() != 2 or w.device.type != "cpu" or w.dtype != torch.float32:
-            return False
-        if tuple(w.shape) != (spec.widths[i + 1], spec.widths[i]):
-            return False
-        if spec.bias:
-            b = params.get(f"layers.{i}.bias")
-            if b is None or b.dim() != 1 or b.device.type != "cpu" or b.dtype != torch.float32:
-                return False
+    if _layout(x, params, spec) is None:
+        return False
     return not build or _ext() is not None
 
 
-# Where the dispatch (`mlp_op`, backend auto/cuda) uses this kernel: where it beat `blocked_mlp`
-# forward + backward in a same-run comparison (2-core EPYC, 1 thread, 2^15 points; see
-# kernels/NOTES.md): ReLU/none hidden layers 1.7-2.8x (widths 32-128, outputs none/relu/exp/
-# sigmoid; 16-wide sigmoid only 1.1x). Sine is NOT dispatched: sin/cos run as scalar libm calls
-# here and the kernel measured 0.3-0.5x the PyTorch op (vectorised Sleef sin). Batches of at most
-# DISPATCH_MIN_POINTS points stay on `mlp_forward` (at 1000 points the kernel was 0.8-1.1x).
-DISPATCH_HIDDEN = ("relu", "none")
+# Where the dispatch (`mlp_op`, backend auto/cuda) uses this kernel: where it beat what `mlp_op`
+# would run otherwise (`blocked_mlp` above 4096 points per instance, `mlp_forward` below) forward +
+# backward in a same-run comparison (2-core EPYC, 1 thread; see kernels/NOTES.md):
+# - ReLU/none hidden layers, more than DISPATCH_MIN_POINTS points in all: shared weights 1.7-2.8x
+#   at 2^15 points (widths 32-128; 16-wide sigmoid only 1.1x); per-instance 2-64-64-64-3 1.2-1.3x
+#   mlp_forward at B x N = 16384. At 4096 points and below the kernel was 0.7-1.1x mlp_forward.
+# - Sine hidden layers (SIREN), at least DISPATCH_MIN_POINTS_SINE points: shared 2-64x3-3 1.3x
+#   mlp_forward at 64 points, 1.6x at 1024, 2.4x blocked_mlp at 2^16 (2-128x3-3 1.9x); per-instance
+#   (hypernetwork) 2-64x3-3, B 16-64, N 256-1024: 1.5-1.9x mlp_forward.
+# Output activations: none, relu, sigmoid, exp (a sine output layer is supported but unmeasured).
+DISPATCH_HIDDEN = ("relu", "none", "sine")
 DISPATCH_OUTPUT = ("none", "relu", "sigmoid", "exp")
 DISPATCH_MIN_POINTS = 4096
+DISPATCH_MIN_POINTS_SINE = 64
 
 
 def use_for(x: torch.Tensor, params: Params, spec: MLPSpec) -> bool:
     """Whether the dispatch runs these inputs on the kernel (supported and measured faster)."""
     if spec.activation not in DISPATCH_HIDDEN or spec.output_activation not in DISPATCH_OUTPUT:
         return False
-    if x.dim() < 2 or x.numel() // max(1, x.shape[-1]) <= DISPATCH_MIN_POINTS:
+    if x.dim() < 2:
+        return False
+    points = x.numel() // max(1, x.shape[-1])
+    w = params.get("layers.0.weight")
+    if w is not None and w.dim() == 3 and x.dim() == 2:  # shared coordinates, per-instance weights
+        points *= w.shape[0]
+    if spec.activation == "sine" and points < DISPATCH_MIN_POINTS_SINE:
+        return False
+    if spec.activation != "sine" and points <= DISPATCH_MIN_POINTS:
         return False
     return supports(x, params, spec)
 
@@ -117,6 +153,16 @@ def mlp_cpu(x: torch.Tensor, params: Params, spec: MLPSpec, chunk: int = CHUNK) 
         raise ValueError("mlp_cpu: unsupported inputs (see inr.backends.cpu_mlp.supports)")
     if _ext() is None:
         raise RuntimeError("mlp_cpu: the C++ CPU MLP extension is unavailable")
+    batch = _layout(x, params, spec)
+    flat = _layer_params(params, spec)
+    if batch:  # per-instance weights: x [B, N, d] (shared coordinates expanded; autograd sums dx back)
+        xb = x if x.dim() == 3 else x.unsqueeze(0).expand(batch, -1, -1)
+        return _CpuMLP.apply(xb.contiguous(), spec, chunk, *flat)
     lead = x.shape[:-1]
-    y = _CpuMLP.apply(x.reshape(-1, spec.d_in).contiguous(), spec, chunk, *_layer_params(params, spec))
+    y = _CpuMLP.apply(x.reshape(-1, spec.d_in).contiguous(), spec, chunk, *flat)
     return y if x.dim() == 2 else y.view(*lead, spec.d_out)
+
+
+def sincos(t: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """(sin t, cos t) of a float32 CPU tensor by the kernel's own routine (the one sine layers use)."""
+    return _ext().sincos(t)

@@ -41,12 +41,16 @@ inline int64_t pad8(int64_t v) { return (v + 7) / 8 * 8; }
 struct Net {
   int L = 0;
   int64_t chunk = 128, maxp = 8;
+  int64_t nw = 1;                             // weight sets: 1 (shared) or B (per instance)
   bool has_bias = false;
   std::vector<int64_t> w, wp;                 // widths and padded widths, L + 1
-  std::vector<std::vector<float>> WT, Wp;     // [in, out_p] (forward) and [out, in_p] (backward)
-  std::vector<std::vector<float>> bias;       // [out_p]
+  std::vector<std::vector<float>> WT, Wp;     // nw x [in, out_p] (forward) and nw x [out, in_p] (backward)
+  std::vector<std::vector<float>> bias;       // nw x [out_p]
   std::vector<int> act;
   std::vector<float> w0;
+  const float* wt(int l, int64_t b) const { return WT[l].data() + b * w[l] * wp[l + 1]; }
+  const float* wpad(int l, int64_t b) const { return Wp[l].data() + b * w[l + 1] * wp[l]; }
+  const float* b(int l, int64_t i) const { return bias[l].data() + i * wp[l + 1]; }
 };
 
 struct Scratch {
@@ -102,57 +106,77 @@ bool cpu_has_avx2() {
 
 bool use_avx2() { return g_simd.load() != 0 && cpu_has_avx2(); }
 
+// Shared weights: x [N, d_in], weights [out, in], biases [out]. Per-instance weights: x [B, N, d_in],
+// weights [B, out, in], biases [B, out] (every layer per instance; mixed layers are not taken).
 Net make_net(const torch::Tensor& x, const std::vector<torch::Tensor>& weights, const std::vector<torch::Tensor>& biases,
              const std::vector<int64_t>& acts, const std::vector<double>& w0s, int64_t chunk) {
-  TORCH_CHECK(x.device().is_cpu() && x.scalar_type() == torch::kFloat32 && x.dim() == 2 && x.is_contiguous(),
-              "mlp_cpu: x must be a contiguous float32 CPU tensor [N, d_in]");
   const int L = static_cast<int>(weights.size());
   TORCH_CHECK(L >= 1 && acts.size() == weights.size() && w0s.size() == weights.size(), "mlp_cpu: bad layer lists");
   TORCH_CHECK(biases.empty() || biases.size() == weights.size(), "mlp_cpu: biases for all layers or none");
   TORCH_CHECK(chunk >= 1 && chunk <= 4096, "mlp_cpu: chunk must be in [1, 4096]");
+  const bool inst = weights[0].dim() == 3;
+  TORCH_CHECK(x.device().is_cpu() && x.scalar_type() == torch::kFloat32 && x.is_contiguous() && x.dim() == (inst ? 3 : 2),
+              "mlp_cpu: x must be a contiguous float32 CPU tensor ", inst ? "[B, N, d_in]" : "[N, d_in]");
   Net net;
   net.L = L;
   net.chunk = chunk;
+  net.nw = inst ? x.size(0) : 1;
   net.has_bias = !biases.empty();
-  net.w.push_back(x.size(1));
+  net.w.push_back(x.size(-1));
+  const int wd = inst ? 3 : 2;
   for (int l = 0; l < L; ++l) {
     const auto& W = weights[l];
-    TORCH_CHECK(W.device().is_cpu() && W.scalar_type() == torch::kFloat32 && W.dim() == 2,
-                "mlp_cpu: weights must be float32 CPU [out, in]");
-    TORCH_CHECK(W.size(1) == net.w[l], "mlp_cpu: layer ", l, " expects ", W.size(1), " inputs, got ", net.w[l]);
-    TORCH_CHECK(W.size(0) >= 1 && W.size(0) <= 1024 && W.size(1) <= 1024, "mlp_cpu: widths must be in [1, 1024]");
-    net.w.push_back(W.size(0));
-  }
-  for (auto v : net.w) {
-    net.wp.push_back(pad8(v));
-    net.maxp = std::max(net.maxp, pad8(v));
-  }
-  for (int l = 0; l < L; ++l) {
-    const int64_t in = net.w[l], out = net.w[l + 1], ip = net.wp[l], op = net.wp[l + 1];
-    auto W = weights[l].contiguous();
-    const float* w = W.data_ptr<float>();
-    std::vector<float> wt(in * op, 0.0f), wpad(out * ip, 0.0f);
-    for (int64_t o = 0; o < out; ++o)
-      for (int64_t i = 0; i < in; ++i) {
-        wt[i * op + o] = w[o * in + i];
-        wpad[o * ip + i] = w[o * in + i];
-      }
-    net.WT.push_back(std::move(wt));
-    net.Wp.push_back(std::move(wpad));
+    TORCH_CHECK(W.device().is_cpu() && W.scalar_type() == torch::kFloat32 && W.dim() == wd,
+                "mlp_cpu: weights must all be float32 CPU ", inst ? "[B, out, in]" : "[out, in]");
+    TORCH_CHECK(!inst || W.size(0) == net.nw, "mlp_cpu: layer ", l, " has ", W.size(0), " weight sets for ", net.nw,
+                " instances");
+    TORCH_CHECK(W.size(-1) == net.w[l], "mlp_cpu: layer ", l, " expects ", W.size(-1), " inputs, got ", net.w[l]);
+    TORCH_CHECK(W.size(-2) >= 1 && W.size(-2) <= 1024 && W.size(-1) <= 1024, "mlp_cpu: widths must be in [1, 1024]");
+    net.w.push_back(W.size(-2));
     if (net.has_bias) {
       const auto& B = biases[l];
-      TORCH_CHECK(B.device().is_cpu() && B.scalar_type() == torch::kFloat32 && B.dim() == 1 && B.size(0) == out,
-                  "mlp_cpu: bias ", l, " must be float32 CPU [", out, "]");
-      auto Bc = B.contiguous();
-      std::vector<float> b(op, 0.0f);
-      std::copy(Bc.data_ptr<float>(), Bc.data_ptr<float>() + out, b.begin());
-      net.bias.push_back(std::move(b));
+      TORCH_CHECK(B.device().is_cpu() && B.scalar_type() == torch::kFloat32 && B.dim() == wd - 1 &&
+                      B.size(-1) == W.size(-2) && (!inst || B.size(0) == net.nw),
+                  "mlp_cpu: bias ", l, " must be float32 CPU ", inst ? "[B, out]" : "[out]");
     }
     TORCH_CHECK(acts[l] >= kNone && acts[l] <= kExp, "mlp_cpu: bad activation code");
     TORCH_CHECK(l == L - 1 || acts[l] <= kSine, "mlp_cpu: hidden activation must be none, relu or sine");
     net.act.push_back(static_cast<int>(acts[l]));
     net.w0.push_back(static_cast<float>(w0s[l]));
   }
+  for (auto v : net.w) {
+    net.wp.push_back(pad8(v));
+    net.maxp = std::max(net.maxp, pad8(v));
+  }
+  std::vector<torch::Tensor> Wc, Bc;
+  for (int l = 0; l < L; ++l) {
+    const int64_t in = net.w[l], out = net.w[l + 1], ip = net.wp[l], op = net.wp[l + 1];
+    Wc.push_back(weights[l].contiguous());
+    if (net.has_bias) Bc.push_back(biases[l].contiguous());
+    net.WT.emplace_back(net.nw * in * op, 0.0f);
+    net.Wp.emplace_back(net.nw * out * ip, 0.0f);
+    if (net.has_bias) net.bias.emplace_back(net.nw * op, 0.0f);
+  }
+  // Transposed and padded copies, one weight set per task (B of them per instance).
+  auto prepare = [&](int64_t b0, int64_t b1) {
+    for (int64_t b = b0; b < b1; ++b)
+      for (int l = 0; l < L; ++l) {
+        const int64_t in = net.w[l], out = net.w[l + 1], ip = net.wp[l], op = net.wp[l + 1];
+        const float* w = Wc[l].data_ptr<float>() + b * out * in;
+        float* wt = net.WT[l].data() + b * in * op;
+        float* wpad = net.Wp[l].data() + b * out * ip;
+        for (int64_t o = 0; o < out; ++o)
+          for (int64_t i = 0; i < in; ++i) {
+            wt[i * op + o] = w[o * in + i];
+            wpad[o * ip + i] = w[o * in + i];
+          }
+        if (net.has_bias) std::copy_n(Bc[l].data_ptr<float>() + b * out, out, net.bias[l].data() + b * op);
+      }
+  };
+  if (net.nw > 1)
+    at::parallel_for(0, net.nw, 1, prepare);
+  else
+    prepare(0, 1);
   return net;
 }
 
@@ -160,44 +184,51 @@ torch::Tensor mlp_forward(const torch::Tensor& x, const std::vector<torch::Tenso
                           const std::vector<torch::Tensor>& biases, const std::vector<int64_t>& acts,
                           const std::vector<double>& w0s, int64_t chunk) {
   const Net net = make_net(x, weights, biases, acts, w0s, chunk);
-  const int64_t n = x.size(0), din = net.w[0], dout = net.w[net.L];
-  auto y = inr_pool::empty({n, dout}, x.options());
+  const int64_t nb = net.nw, n = x.size(-2), din = net.w[0], dout = net.w[net.L];
+  auto y = x.dim() == 3 ? inr_pool::empty({nb, n, dout}, x.options()) : inr_pool::empty({n, dout}, x.options());
   if (n == 0) return y;
   const float* xp = x.data_ptr<float>();
   float* yp = y.data_ptr<float>();
-  const int64_t nchunks = (n + chunk - 1) / chunk;
+  const int64_t nc = (n + chunk - 1) / chunk;  // chunks per instance
   const bool simd = use_avx2();
-  at::parallel_for(0, nchunks, 1, [&](int64_t c0, int64_t c1) {
+  at::parallel_for(0, nb * nc, 1, [&](int64_t t0, int64_t t1) {
     std::vector<float> buf(2 * net.chunk * net.maxp);
-    for (int64_t c = c0; c < c1; ++c) {
-      const int64_t r0 = c * chunk;
+    for (int64_t t = t0; t < t1; ++t) {
+      const int64_t b = t / nc, r0 = (t % nc) * chunk;
       const int rows = static_cast<int>(std::min(chunk, n - r0));
+      const float* xc = xp + (b * n + r0) * din;
+      float* yc = yp + (b * n + r0) * dout;
 #if INR_HAVE_AVX2_PATH
       if (simd) {
-        avx2::forward_chunk(net, xp + r0 * din, rows, yp + r0 * dout, buf.data());
+        avx2::forward_chunk(net, b, xc, rows, yc, buf.data());
         continue;
       }
 #endif
-      portable::forward_chunk(net, xp + r0 * din, rows, yp + r0 * dout, buf.data());
+      portable::forward_chunk(net, b, xc, rows, yc, buf.data());
     }
   });
   return y;
 }
 
 // Returns (gx or undefined, [dW_l], [db_l]) where the weight lists are empty unless need_w.
+// Shared weights: dW/db summed over groups of chunks fixed by N, groups added in order. Per-instance
+// weights: one group per instance (its chunks in order), parallel over instances. Either way the
+// result does not depend on the thread count.
 std::tuple<torch::Tensor, std::vector<torch::Tensor>, std::vector<torch::Tensor>> mlp_backward(
     const torch::Tensor& x, const std::vector<torch::Tensor>& weights, const std::vector<torch::Tensor>& biases,
     const std::vector<int64_t>& acts, const std::vector<double>& w0s, const torch::Tensor& gy, bool need_x,
     bool need_w, int64_t chunk) {
   const Net net = make_net(x, weights, biases, acts, w0s, chunk);
-  const int64_t n = x.size(0), din = net.w[0], dout = net.w[net.L];
-  TORCH_CHECK(gy.scalar_type() == torch::kFloat32 && gy.is_contiguous() && gy.dim() == 2 && gy.size(0) == n &&
-                  gy.size(1) == dout,
-              "mlp_cpu: grad_out must be contiguous float32 [N, d_out]");
+  const bool inst = x.dim() == 3;
+  const int64_t nb = net.nw, n = x.size(-2), din = net.w[0], dout = net.w[net.L];
+  TORCH_CHECK(gy.scalar_type() == torch::kFloat32 && gy.is_contiguous() && gy.dim() == x.dim() &&
+                  gy.size(-2) == n && gy.size(-1) == dout && (!inst || gy.size(0) == nb),
+              "mlp_cpu: grad_out must be contiguous float32 shaped like the output");
   torch::Tensor gx;
-  if (need_x) gx = inr_pool::empty({n, din}, x.options());
-  const int64_t nchunks = (n + chunk - 1) / chunk;
-  const int64_t G = need_w ? std::max<int64_t>(1, std::min<int64_t>(kMaxGroups, nchunks)) : 1;
+  if (need_x) gx = inr_pool::empty(x.sizes(), x.options());
+  const int64_t nc = (n + chunk - 1) / chunk;  // chunks per instance
+  const int64_t total = nb * nc;
+  const int64_t G = !need_w ? 1 : inst ? nb : std::max<int64_t>(1, std::min<int64_t>(kMaxGroups, nc));
   // Per-group accumulators: padded dW [out, in_p] and db [out_p], each layer.
   std::vector<int64_t> woff, boff;
   int64_t per_group = 0;
@@ -212,7 +243,8 @@ std::tuple<torch::Tensor, std::vector<torch::Tensor>, std::vector<torch::Tensor>
   const float* gp = gy.data_ptr<float>();
   float* gxp = need_x ? gx.data_ptr<float>() : nullptr;
   const bool simd = use_avx2();
-  auto run_group = [&](int64_t gidx, int64_t cbegin, int64_t cend, Scratch& s) {
+  // Chunks [tbegin, tend) of the flattened (instance, chunk) order, into group `gidx`.
+  auto run_group = [&](int64_t gidx, int64_t tbegin, int64_t tend, Scratch& s) {
     std::vector<float*> dW(net.L, nullptr), dB(net.L, nullptr);
     if (need_w) {
       for (int l = 0; l < net.L; ++l) {
@@ -220,27 +252,27 @@ std::tuple<torch::Tensor, std::vector<torch::Tensor>, std::vector<torch::Tensor>
         dB[l] = acc.data() + gidx * per_group + boff[l];
       }
     }
-    for (int64_t c = cbegin; c < cend; ++c) {
-      const int64_t r0 = c * chunk;
+    for (int64_t t = tbegin; t < tend; ++t) {
+      const int64_t b = t / nc, r0 = (t % nc) * chunk, row = b * n + r0;
       const int rows = static_cast<int>(std::min(chunk, n - r0));
-      float* gxc = gxp ? gxp + r0 * din : nullptr;
+      float* gxc = gxp ? gxp + row * din : nullptr;
 #if INR_HAVE_AVX2_PATH
       if (simd) {
-        avx2::backward_chunk(net, xp + r0 * din, gp + r0 * dout, rows, gxc, dW.data(), dB.data(), need_w, s);
+        avx2::backward_chunk(net, b, xp + row * din, gp + row * dout, rows, gxc, dW.data(), dB.data(), need_w, s);
         continue;
       }
 #endif
-      portable::backward_chunk(net, xp + r0 * din, gp + r0 * dout, rows, gxc, dW.data(), dB.data(), need_w, s);
+      portable::backward_chunk(net, b, xp + row * din, gp + row * dout, rows, gxc, dW.data(), dB.data(), need_w, s);
     }
   };
   if (n > 0) {
     if (need_w) {
       at::parallel_for(0, G, 1, [&](int64_t g0, int64_t g1) {
         Scratch s(net);
-        for (int64_t g = g0; g < g1; ++g) run_group(g, g * nchunks / G, (g + 1) * nchunks / G, s);
+        for (int64_t g = g0; g < g1; ++g) run_group(g, g * total / G, (g + 1) * total / G, s);
       });
     } else {  // no accumulation: any split of the chunks gives the same rows
-      at::parallel_for(0, nchunks, 1, [&](int64_t c0, int64_t c1) {
+      at::parallel_for(0, total, 1, [&](int64_t c0, int64_t c1) {
         Scratch s(net);
         run_group(0, c0, c1, s);
       });
@@ -248,33 +280,62 @@ std::tuple<torch::Tensor, std::vector<torch::Tensor>, std::vector<torch::Tensor>
   }
   std::vector<torch::Tensor> dws, dbs;
   if (need_w) {
-    for (int64_t g = 1; g < G; ++g) {  // groups in order: independent of the thread count
-      const float* src = acc.data() + g * per_group;
-      float* dst = acc.data();
-      for (int64_t i = 0; i < per_group; ++i) dst[i] += src[i];
+    if (!inst) {
+      for (int64_t g = 1; g < G; ++g) {  // groups in order: independent of the thread count
+        const float* src = acc.data() + g * per_group;
+        float* dst = acc.data();
+        for (int64_t i = 0; i < per_group; ++i) dst[i] += src[i];
+      }
     }
+    const int64_t nout = inst ? nb : 1;
     for (int l = 0; l < net.L; ++l) {
       const int64_t in = net.w[l], out = net.w[l + 1], ip = net.wp[l];
-      auto dw = torch::empty({out, in}, x.options());
-      float* d = dw.data_ptr<float>();
-      for (int64_t o = 0; o < out; ++o)
-        for (int64_t i = 0; i < in; ++i) d[o * in + i] = acc[woff[l] + o * ip + i];
-      dws.push_back(dw);
-      if (net.has_bias) {
-        auto db = torch::empty({out}, x.options());
-        std::copy(acc.data() + boff[l], acc.data() + boff[l] + out, db.data_ptr<float>());
-        dbs.push_back(db);
+      auto dw = inst ? torch::empty({nb, out, in}, x.options()) : torch::empty({out, in}, x.options());
+      torch::Tensor db;
+      if (net.has_bias) db = inst ? torch::empty({nb, out}, x.options()) : torch::empty({out}, x.options());
+      for (int64_t b = 0; b < nout; ++b) {
+        const float* a = acc.data() + b * per_group;
+        float* d = dw.data_ptr<float>() + b * out * in;
+        for (int64_t o = 0; o < out; ++o)
+          for (int64_t i = 0; i < in; ++i) d[o * in + i] = a[woff[l] + o * ip + i];
+        if (net.has_bias) std::copy_n(a + boff[l], out, db.data_ptr<float>() + b * out);
       }
+      dws.push_back(dw);
+      if (net.has_bias) dbs.push_back(db);
     }
   }
   return {gx, dws, dbs};
 }
 
+// sin and cos of a float32 tensor through the kernel's own routine (AVX2 where available, else
+// libm), so tests can measure its accuracy directly.
+std::tuple<torch::Tensor, torch::Tensor> sincos_tensor(const torch::Tensor& t) {
+  TORCH_CHECK(t.device().is_cpu() && t.scalar_type() == torch::kFloat32, "sincos: float32 CPU tensor");
+  auto tc = t.contiguous();
+  auto s = torch::empty_like(tc), c = torch::empty_like(tc);
+  const float* tp = tc.data_ptr<float>();
+  float* sp = s.data_ptr<float>();
+  float* cp = c.data_ptr<float>();
+  const int64_t n = tc.numel();
+#if INR_HAVE_AVX2_PATH
+  if (use_avx2()) {
+    avx2::sincos_array(tp, sp, cp, n);
+    return {s, c};
+  }
+#endif
+  for (int64_t i = 0; i < n; ++i) {
+    sp[i] = std::sin(tp[i]);
+    cp[i] = std::cos(tp[i]);
+  }
+  return {s, c};
+}
+
 }  // namespace
 
 PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
-  m.def("mlp_forward", &mlp_forward, "fused MLP forward (CPU, shared float32 weights)");
+  m.def("mlp_forward", &mlp_forward, "fused MLP forward (CPU, float32 weights shared or per instance)");
   m.def("mlp_backward", &mlp_backward, "fused MLP backward: (dx, [dW], [db]) (CPU)");
+  m.def("sincos", &sincos_tensor, "(sin t, cos t) by the kernel's vectorised routine (CPU float32)");
   m.def("set_simd", [](int mode) { g_simd.store(mode); }, "AVX2 path: -1 auto, 0 never, 1 where possible");
   m.def("simd_available", &cpu_has_avx2, "whether this CPU can run the AVX2/FMA path");
 }
