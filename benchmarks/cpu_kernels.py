@@ -1,6 +1,6 @@
 """The C++ CPU kernels against the pure-PyTorch path, same run, 1 and 2 threads; one JSON line.
 
-    python benchmarks/cpu_kernels.py [--threads 1 2] [--n 262144] [--reps 5]
+    python benchmarks/cpu_kernels.py [--threads 1 2] [--n 262144] [--siren-n 65536] [--reps 5]
 
 Samples per second (best of `reps` timed repetitions after a warm-up) for
 - the hash grid (L=16, F=2, T=2^19, base 16; 2-D finest 512: 16 dense levels; 3-D finest 2048:
@@ -10,6 +10,13 @@ Samples per second (best of `reps` timed repetitions after a warm-up) for
   the backend's op (`mlp_op`, backend auto: the C++ MLP, kernels/cpu/mlp.cpp) vs the plain
   autograd op `mlp_forward` (`mlp_speedup_vs_torch`) and vs the blocked PyTorch op `blocked_mlp`
   that backend "torch" runs (`mlp_speedup_vs_blocked`);
+- a SIREN MLP (2 -> 128 -> 128 -> 128 -> 3, sine, w0 30; `inr fit image --field siren`'s shape)
+  forward + backward at `--siren-n` points (2^16): `mlp_op` (the C++ MLP with its AVX2 sin/cos)
+  vs `mlp_forward` and `blocked_mlp` (`siren_mlp_speedup_vs_*`);
+- a hypernetwork-shaped MLP: per-instance SIREN weights [B, out, in] (2 -> 64 -> 64 -> 64 -> 3,
+  w0 30, as `inr fit collection images` generates them), B x N points, gradients to the weights
+  only, for B in 16, 64 and N in 256, 1024: `mlp_op` vs `mlp_forward` (what `mlp_op` ran for these
+  before the kernel took per-instance weights) and `blocked_mlp` (`hyper_mlp_*`);
 - a whole image-fitting step of the default hash field (`inr fit image`'s: finest level 512,
   2^15 pixels per step, MSE, Adam betas (0.9, 0.99), eps 1e-15): forward + backward + optimizer
   step; backend "auto" (C++ hash grid, C++ MLP, fused C++ Adam) vs backend "torch" (PyTorch
@@ -45,6 +52,9 @@ GRIDS = {
                       finest_resolution=2048),
 }
 MLP = MLPSpec(32, (64, 64), 3, activation="relu")
+SIREN = MLPSpec(2, (128, 128, 128), 3, activation="sine")
+HYPER = MLPSpec(2, (64, 64, 64), 3, activation="sine")
+HYPER_SHAPES = ((16, 256), (16, 1024), (64, 256), (64, 1024))
 IMAGE_BATCH = 1 << 15
 
 
@@ -102,6 +112,50 @@ def mlp(n: int, reps: int) -> dict:
             "mlp_speedup_vs_blocked": round(out["backend"] / out["blocked"], 2)}
 
 
+def siren_mlp(n: int, reps: int) -> dict:
+    gen = torch.Generator().manual_seed(0)
+    params = {k: v.requires_grad_() for k, v in init_mlp_params(SIREN, generator=gen).items()}
+    x = (torch.rand(n, SIREN.d_in, generator=gen) * 2 - 1).requires_grad_()
+    set_backend("auto")
+    assert cpu_mlp.use_for(x, params, SIREN), "the C++ MLP is not dispatched for the SIREN benchmark"
+    out = {}
+    for name, op in (("backend", mlp_op), ("torch", mlp_forward), ("blocked", blocked_mlp)):
+        def step(op=op):
+            y = op(x, params, SIREN)
+            torch.autograd.grad(y.sum(), [x, *params.values()])
+        out[name] = rate(step, n, reps)
+    return {"siren_mlp_fwd_bwd_samples_per_s": round(out["backend"]),
+            "siren_mlp_torch_fwd_bwd_samples_per_s": round(out["torch"]),
+            "siren_mlp_blocked_fwd_bwd_samples_per_s": round(out["blocked"]),
+            "siren_mlp_speedup_vs_torch": round(out["backend"] / out["torch"], 2),
+            "siren_mlp_speedup_vs_blocked": round(out["backend"] / out["blocked"], 2)}
+
+
+def hyper_mlp(reps: int) -> dict:
+    """Per-instance weights (a hypernetwork's output), coordinates shared by value, as collections fit."""
+    res = {}
+    for b, n in HYPER_SHAPES:
+        gen = torch.Generator().manual_seed(b * n)
+        base = init_mlp_params(HYPER, generator=gen)
+        params = {k: (v + 0.01 * torch.randn(b, *v.shape, generator=gen)).requires_grad_() for k, v in base.items()}
+        x = (torch.rand(n, HYPER.d_in, generator=gen) * 2 - 1).expand(b, -1, -1)
+        set_backend("auto")
+        assert cpu_mlp.use_for(x, params, HYPER), "the C++ MLP is not dispatched for per-instance weights"
+        out = {}
+        for name, op in (("backend", mlp_op), ("torch", mlp_forward), ("blocked", blocked_mlp)):
+            def step(op=op):
+                y = op(x, params, HYPER)
+                torch.autograd.grad(y.sum(), list(params.values()))
+            out[name] = rate(step, b * n, reps)
+        res[f"B{b}_N{n}"] = {"samples_per_s": round(out["backend"]), "torch_samples_per_s": round(out["torch"]),
+                             "blocked_samples_per_s": round(out["blocked"]),
+                             "speedup_vs_torch": round(out["backend"] / out["torch"], 2),
+                             "speedup_vs_blocked": round(out["backend"] / out["blocked"], 2)}
+    return {"hyper_mlp_speedup_vs_torch_min": min(r["speedup_vs_torch"] for r in res.values()),
+            "hyper_mlp_speedup_vs_torch_max": max(r["speedup_vs_torch"] for r in res.values()),
+            "hyper_mlp": res}
+
+
 def image_step(reps: int) -> dict:
     out = {}
     for backend in ("auto", "torch"):
@@ -132,6 +186,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--threads", type=int, nargs="+", default=[1, 2])
     ap.add_argument("--n", type=int, default=1 << 18, help="samples per hash-grid / MLP call")
+    ap.add_argument("--siren-n", type=int, default=1 << 16, help="points per SIREN MLP call")
     ap.add_argument("--reps", type=int, default=5)
     args = ap.parse_args()
     from kernels.cpu_loader import load_cpu, load_cpu_mlp, load_cpu_optim
@@ -147,10 +202,13 @@ def main() -> None:
         for d in (2, 3):
             res.update(hash_grid(d, args.n, args.reps))
         res.update(mlp(args.n, args.reps))
+        res.update(siren_mlp(args.siren_n, args.reps))
+        res.update(hyper_mlp(args.reps))
         res.update(image_step(args.reps))
         per_thread[str(t)] = res
     top = per_thread[str(args.threads[-1])]
-    print(json.dumps({"benchmark": "cpu_kernels", "top_level_threads": args.threads[-1], "n": args.n, "reps": args.reps,
+    print(json.dumps({"benchmark": "cpu_kernels", "top_level_threads": args.threads[-1], "n": args.n,
+                      "siren_n": args.siren_n, "reps": args.reps,
                       "torch": torch.__version__, "cpu": platform.processor() or platform.machine(),
                       "cpu_count": os.cpu_count(), "avx2_path": bool(ext.simd_available()),
                       "mlp_avx2_path": bool(load_cpu_mlp().simd_available()),
