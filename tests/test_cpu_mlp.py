@@ -3,7 +3,8 @@
 Tolerance story. The kernel sums in float32 in its own order (6 x 16 register tiles, chunks of
 points), so it cannot match float32 PyTorch bitwise. References are `mlp_forward` in float64 on
 the same (float32-representable) inputs; the kernel's error w.r.t. that must be within 4x the
-float32 PyTorch op's own error plus a floor of 1e-5 (values) / 1e-4 (gradients) times max|ref|.
+float32 PyTorch op's own error (8x for sine nets, whose sin/cos is 2.6x less accurate than
+torch.sin's) plus a floor of 1e-5 (values) / 1e-4 (gradients) times max|ref|.
 Sine nets with w0 = 30 amplify rounding the most; the bound scales with the float32 op's error.
 The kernel's own sin/cos (AVX2 polynomial) is checked directly against float64: within 1.5e-7
 absolute for |t| up to 1e5 (measured 9.3e-8; float32 torch.sin is within 6e-8).
@@ -104,7 +105,9 @@ def _check(spec, shape, seed, need_x=True, need_w=True, chunk=cpu_mlp.CHUNK, ins
         scale = r.abs().max().item()
         floor = (1e-5 if name == "forward" else 1e-4) * scale
         err, err32 = (g.double() - r).abs().max().item(), (f.double() - r).abs().max().item()
-        assert err <= 4 * err32 + floor, (f"{name} (seed {seed}, {spec}): max err {err:.3g}, float32 torch {err32:.3g}, "
+        # sine: the kernel's sin/cos is within 9.3e-8 of float64 (torch.sin 3.6e-8), so 8x there
+        factor = 8 if "sine" in (spec.activation, spec.output_activation) else 4
+        assert err <= factor * err32 + floor, (f"{name} (seed {seed}, {spec}): max err {err:.3g}, float32 torch {err32:.3g}, "
                                           f"max|ref| {scale:.3g}")
 
 
