@@ -69,11 +69,15 @@ class ClientRenderLoop:
             self.still_event.clear()
             self._cond.notify_all()
 
-    def stop(self) -> None:
+    def stop(self, wait: float = 0.0) -> None:
+        """Stop rendering; with `wait`, give a frame in progress that long to finish (a thread still
+        inside a compiled kernel when the interpreter exits can abort the process)."""
         with self._cond:
             self._stopped = True
             self._version += 1
             self._cond.notify_all()
+        if wait and self._thread is not threading.current_thread():
+            self._thread.join(wait)
 
     def _run(self) -> None:
         seen, refined = 0, True  # nothing is drawn before the first request

@@ -88,6 +88,9 @@ class Viewer:
 
     def stop(self) -> None:
         self.view.close()
+        for loop in list(self.view.loops.values()):
+            loop.stop(wait=30.0)
+        join_background(30.0)  # GUI tasks (a mesh extraction, an export) finish before we return
         self._stop_server()
 
     def _stop_server(self) -> None:
@@ -114,14 +117,39 @@ def serve(run_dir, host: str = "127.0.0.1", port: int = 8080, block: bool = True
     return viewer
 
 
+_TASKS: set[threading.Thread] = set()  # background() threads still running
+_TASKS_LOCK = threading.Lock()
+
+
+def join_background(timeout: float) -> None:
+    """Wait (up to `timeout` seconds in all) for the background tasks started so far."""
+    import time
+
+    deadline = time.monotonic() + timeout
+    with _TASKS_LOCK:
+        tasks = [t for t in _TASKS if t is not threading.current_thread()]
+    for t in tasks:
+        t.join(max(0.0, deadline - time.monotonic()))
+
+
 def background(fn, *args, name: str = "inr-view-task") -> threading.Thread:
-    """Run fn(*args) on a daemon thread, printing (not raising) its errors."""
+    """Run fn(*args) on a daemon thread, printing (not raising) its errors; `join_background`
+    waits for such threads (the viewer's stop does, so none is left inside a kernel at exit)."""
     def run():
         try:
             fn(*args)
         except Exception as e:  # noqa: BLE001 - a GUI action's failure is reported, not fatal
             print(f"inr: viewer: {type(e).__name__}: {e}", file=sys.stderr)
 
-    t = threading.Thread(target=run, name=name, daemon=True)
+    def tracked():
+        try:
+            run()
+        finally:
+            with _TASKS_LOCK:
+                _TASKS.discard(threading.current_thread())
+
+    t = threading.Thread(target=tracked, name=name, daemon=True)
+    with _TASKS_LOCK:
+        _TASKS.add(t)
     t.start()
     return t
