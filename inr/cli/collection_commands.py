@@ -138,27 +138,33 @@ def fit_collection_command(args) -> int:
         raise InputError(f"invalid hypernetwork config: {e}") from None
     task = ImageCollectionTask(collection.images, model, cfg, train_cfg, device)
 
+    config = {"kind": "collection", "fit": _fit_dict(cfg, train_cfg), "model": model_config(model, m, c),
+              "field": model.hyper_field.field.config(),
+              "data": {"signal": "images", "source": collection.source, "size": cfg.size, "members": collection.names,
+                       "height": h, "width": w, "channels": c}}
+    return train_collection(args, run, cfg, train_cfg, task, config, f"{m} images of {collection.source}")
+
+
+def train_collection(args, run: RunDir | None, cfg, train_cfg, task, config: dict, what: str) -> int:
+    """What every `inr fit collection` does once its task is built: create the run directory (rank
+    0 only, after every rank chose the same path) unless resuming, train, write the preview."""
     created = None
     if run is None:
         out = Path(args.out) if args.out else default_out(cfg.target, cfg.preset)
         distributed.barrier()  # every rank has chosen the same path before rank 0 creates it
-        config = {"kind": "collection", "fit": _fit_dict(cfg, train_cfg), "model": model_config(model, m, c),
-                  "field": model.hyper_field.field.config(),
-                  "data": {"signal": "images", "source": collection.source, "size": cfg.size, "members": collection.names,
-                           "height": h, "width": w, "channels": c}}
         if distributed.is_main():
             args.out = str(out)
             run, created = new_run(args, out, config)
         else:
             run = RunDir(out)
         distributed.barrier()
+    world = distributed.world_size()
     if distributed.is_main():
-        announce(f"{m} images of {collection.source} with a {cfg.preset} hypernetwork "
-                 f"({distributed.world_size()} process{'es' if distributed.world_size() > 1 else ''})", model, run)
+        announce(f"{what} with a {cfg.preset} hypernetwork ({world} process{'es' if world > 1 else ''})", task.model, run)
 
     def finish() -> dict:
         task.write_preview(run.path / "preview.png")
-        return {"members": m, "preset": cfg.preset}
+        return {"members": len(config["data"]["members"]), "preset": cfg.preset}
 
     try:
         return train_run(task, run, train_cfg, args, created, finish)

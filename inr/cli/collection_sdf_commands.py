@@ -30,11 +30,7 @@ from inr.train.rundir import RunDir
 
 from .fitting import (
     add_fit_options,
-    announce,
-    default_out,
     fit_settings,
-    new_run,
-    train_run,
 )
 from .options import build_dataclass
 
@@ -72,7 +68,7 @@ def add_sdf_collection_parser(signals) -> None:
 # -- fit ----------------------------------------------------------------------------------------
 
 def fit_sdf_collection_command(args) -> int:
-    from .collection_commands import _apply_preset, _fit_dict
+    from .collection_commands import _apply_preset, _fit_dict, train_collection
 
     run, cfg = fit_settings(args, "collection", SDFCollectionFitConfig, TOP_LEVEL)
     if run is None:
@@ -94,32 +90,11 @@ def fit_sdf_collection_command(args) -> int:
         raise InputError(f"invalid hypernetwork config: {e}") from None
     task = SDFCollectionTask(collection, model, cfg, train_cfg, device)
 
-    created = None
-    if run is None:
-        out = Path(args.out) if args.out else default_out(cfg.target, cfg.preset)
-        distributed.barrier()  # every rank has chosen the same path before rank 0 creates it
-        config = {"kind": "collection", "fit": _fit_dict(cfg, train_cfg), "model": model_config(model, m, 1),
-                  "field": model.hyper_field.field.config(),
-                  "data": {"signal": "sdf", "source": collection.source, "members": collection.names,
-                           "member_info": [member_description(t) for t in collection.targets]}}
-        if distributed.is_main():
-            args.out = str(out)
-            run, created = new_run(args, out, config)
-        else:
-            run = RunDir(out)
-        distributed.barrier()
-    if distributed.is_main():
-        announce(f"{m} shapes of {source_label(collection)} with a {cfg.preset} hypernetwork "
-                 f"({distributed.world_size()} process{'es' if distributed.world_size() > 1 else ''})", model, run)
-
-    def finish() -> dict:
-        task.write_preview(run.path / "preview.png")
-        return {"members": m, "preset": cfg.preset}
-
-    try:
-        return train_run(task, run, train_cfg, args, created, finish)
-    finally:
-        distributed.shutdown()
+    config = {"kind": "collection", "fit": _fit_dict(cfg, train_cfg), "model": model_config(model, m, 1),
+              "field": model.hyper_field.field.config(),
+              "data": {"signal": "sdf", "source": collection.source, "members": collection.names,
+                       "member_info": [member_description(t) for t in collection.targets]}}
+    return train_collection(args, run, cfg, train_cfg, task, config, f"{m} shapes of {source_label(collection)}")
 
 
 # -- opening a shape collection run -----------------------------------------------------------------

@@ -53,6 +53,28 @@ def hyper_param_groups(model: CollectionModel, lr: float, mip: bool, latent_lr: 
             {"params": list(model.source.parameters()), "lr": source_lr}]
 
 
+def draw_members(g: torch.Generator, n: int, batch: int) -> torch.Tensor:
+    """`batch` member indices of a global batch: distinct when the collection is large enough."""
+    if batch <= n:
+        return torch.randperm(n, generator=g)[:batch]
+    return torch.randint(n, (batch,), generator=g)
+
+
+def local_slice(batch: int) -> slice:
+    """This rank's share of a global batch of `batch` members (all of it in one process)."""
+    r, w = distributed.rank(), distributed.world_size()
+    return slice(r * (batch // w), (r + 1) * (batch // w))
+
+
+def data_parallel(model: nn.Module, device: torch.device) -> nn.Module:
+    """`model` wrapped in DistributedDataParallel under torchrun, else itself."""
+    if not distributed.active():
+        return model
+    from torch.nn.parallel import DistributedDataParallel
+
+    return DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
+
+
 @dataclass
 class CollectionFitConfig:
     """Everything `inr fit collection images` needs; config.json stores its resolved form."""
@@ -127,11 +149,7 @@ class ImageCollectionTask:
         world = distributed.world_size()
         if self.batch % world:
             raise ValueError(f"signals_per_batch ({self.batch}) must be a multiple of the number of processes ({world})")
-        self.ddp = model
-        if distributed.active():
-            from torch.nn.parallel import DistributedDataParallel
-
-            self.ddp = DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
+        self.ddp = data_parallel(model, device)
 
     def param_groups(self, lr: float) -> list[dict]:
         return hyper_param_groups(self.model, lr, self.cfg.hyper.mip, self.cfg.latent_lr,
@@ -140,10 +158,7 @@ class ImageCollectionTask:
     def _draw(self, step: int):
         """The global batch of `step` (signal indices, pixel indices, observed pixels): identical on every rank."""
         g = torch.Generator().manual_seed(self.seed * 1_000_003 + step)
-        if self.batch <= self.n:
-            idx = torch.randperm(self.n, generator=g)[: self.batch]
-        else:
-            idx = torch.randint(self.n, (self.batch,), generator=g)
+        idx = draw_members(g, self.n, self.batch)
         hw = self.height * self.width
         pix = torch.randint(hw, (self.batch, self.pixels), generator=g) if self.pixels < hw else None
         seen = self._observe(self.batch, g) if self.cfg.conditioning == "set" else None
@@ -164,8 +179,7 @@ class ImageCollectionTask:
 
     def loss(self, step: int) -> tuple[torch.Tensor, dict]:
         idx, pix, seen = self._draw(step)
-        r, w = distributed.rank(), distributed.world_size()
-        local = slice(r * (self.batch // w), (r + 1) * (self.batch // w))
+        local = local_slice(self.batch)
         idx = idx[local].to(self.device)
         seen = seen[local] if seen is not None else None
         if pix is None:

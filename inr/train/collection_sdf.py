@@ -45,7 +45,7 @@ from inr.signals.sdf import (
 )
 
 from . import distributed
-from .collection import LR_DEFAULTS, CollectionModel, hyper_param_groups
+from .collection import LR_DEFAULTS, CollectionModel, data_parallel, draw_members, hyper_param_groups, local_slice
 from .loop import TrainConfig
 
 # Points per member per step 2048, 8 members per step; lr as image collections (by HyperConfig.mip).
@@ -236,11 +236,7 @@ class SDFCollectionTask:
             raise ValueError(f"signals_per_batch ({self.batch}) must be a multiple of the number of processes ({world})")
         self.pools = {k: v.to(device) for k, v in stacked_pools(self.targets, cfg.samples, train.seed).items()} \
             if pools else None
-        self.ddp = model
-        if distributed.active():
-            from torch.nn.parallel import DistributedDataParallel
-
-            self.ddp = DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
+        self.ddp = data_parallel(model, device)
 
     def param_groups(self, lr: float) -> list[dict]:
         return hyper_param_groups(self.model, lr, self.cfg.hyper.mip, self.cfg.latent_lr)
@@ -248,18 +244,14 @@ class SDFCollectionTask:
     def _draw(self, step: int):
         """The global batch of `step` (members, surface and off-surface pool indices): the same on every rank."""
         g = torch.Generator().manual_seed(self.seed * 1_000_003 + step)
-        if self.batch <= self.n:
-            idx = torch.randperm(self.n, generator=g)[: self.batch]
-        else:
-            idx = torch.randint(self.n, (self.batch,), generator=g)
+        idx = draw_members(g, self.n, self.batch)
         si = torch.randint(self.pools["surface"].shape[1], (self.batch, self.n_surface), generator=g)
         oi = torch.randint(self.pools["off"].shape[1], (self.batch, self.points - self.n_surface), generator=g)
         return idx, si, oi
 
     def loss(self, step: int) -> tuple[torch.Tensor, dict]:
         idx, si, oi = self._draw(step)
-        r, w = distributed.rank(), distributed.world_size()
-        local = slice(r * (self.batch // w), (r + 1) * (self.batch // w))
+        local = local_slice(self.batch)
         idx, si, oi = (t[local].to(self.device) for t in (idx, si, oi))
         rows = idx[:, None]
         surface, normals = self.pools["surface"][rows, si], self.pools["normals"][rows, si]
