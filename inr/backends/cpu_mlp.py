@@ -3,7 +3,9 @@ for the inputs it supports (see `supports`): float32 weights, either all shared 
 [N, d] or [B, N, d]) or all per instance ([B, out, in] with x [B, N, d] or [N, d]).
 
 Forward: chunks of CHUNK points, parallel over chunks, each chunk's activations kept in cache.
-Backward: recomputes a chunk's forward and back-propagates it; weight/bias gradients are summed per
+When gradients are wanted it also keeps every hidden layer's activations (up to SAVE_MAX_BYTES),
+so the backward does not recompute them. Backward: takes those (or recomputes a chunk's forward)
+and back-propagates it; weight/bias gradients are summed per
 group of chunks (the grouping depends on N only) and the groups added in order, so 1 and 2 threads
 give bitwise-identical results. Double backward (create_graph=True) recomputes through
 `mlp_forward` (correct, not fast), as the blocked PyTorch op does.
@@ -25,6 +27,10 @@ from inr.nn.mlp import MLPSpec, Params
 from .blocked import _layer_params, graph_backward
 
 CHUNK = 128  # points per chunk: 64-512 measured equal within 5% at width 64 (2-core EPYC)
+# Hidden activations kept by the forward for the backward, at most (bytes; above it the backward
+# recomputes). The hash field's 2 x 64 ReLU layers at 2^15 points keep 16 MB, and the backward then
+# skips a forward's worth of FLOPs (see kernels/NOTES.md).
+SAVE_MAX_BYTES = 256 << 20
 MAX_WIDTH = 128
 CODES = {"none": 0, "relu": 1, "sine": 2, "sigmoid": 3, "exp": 4}
 
@@ -113,6 +119,9 @@ def _codes(spec: MLPSpec) -> tuple[list[int], list[float]]:
     return acts, [float(spec.layer_w0(i)) for i in range(spec.n_layers)]
 
 
+_NONE = torch.empty(0)
+
+
 class _CpuMLP(torch.autograd.Function):
     @staticmethod
     def forward(ctx, x, spec, chunk, *flat):
@@ -122,7 +131,9 @@ class _CpuMLP(torch.autograd.Function):
         acts, w0s = _codes(spec)
         weights = [flat[2 * i].contiguous() for i in range(spec.n_layers)]
         biases = [flat[2 * i + 1].contiguous() for i in range(spec.n_layers)] if spec.bias else []
-        return _ext().mlp_forward(x, weights, biases, acts, w0s, chunk)
+        keep = SAVE_MAX_BYTES if any(ctx.needs_input_grad) else 0
+        y, ctx.activations = _ext().mlp_forward(x, weights, biases, acts, w0s, chunk, keep)
+        return y
 
     @staticmethod
     def backward(ctx, gy):
@@ -137,7 +148,9 @@ class _CpuMLP(torch.autograd.Function):
         acts, w0s = _codes(spec)
         weights = [flat[2 * i].contiguous() for i in range(spec.n_layers)]
         biases = [flat[2 * i + 1].contiguous() for i in range(spec.n_layers)] if spec.bias else []
-        gx, dws, dbs = _ext().mlp_backward(x, weights, biases, acts, w0s, gy.contiguous(), need_x, need_w, chunk)
+        saved = ctx.activations if ctx.activations is not None else _NONE
+        ctx.activations = None  # freed (back to the kernels' buffer pool) once used
+        gx, dws, dbs = _ext().mlp_backward(x, weights, biases, acts, w0s, gy.contiguous(), need_x, need_w, chunk, saved)
         grads: list[torch.Tensor | None] = []
         for i in range(spec.n_layers):
             grads.append(dws[i] if need_w else None)

@@ -7,8 +7,9 @@
 // (AVX2/FMA, picked at run time where the CPU has it; the build itself has no -march flags since
 // torch caches it) or as plain loops.
 //
-// Forward: parallel over chunks. Backward: recomputes each chunk's forward, then back-propagates
-// it; weight and bias gradients are summed per *group* of consecutive chunks (the number of groups
+// Forward: parallel over chunks; when the caller allows the memory, it keeps every hidden layer's
+// activations (saved_floats per chunk). Backward: takes those, or recomputes each chunk's forward,
+// then back-propagates it; weight and bias gradients are summed per *group* of consecutive chunks (the number of groups
 // depends only on N, never on the thread count), and the groups are then added in order. So any
 // thread count gives bitwise-identical results. dL/dx rows are written directly (disjoint).
 
@@ -48,6 +49,10 @@ struct Net {
   std::vector<std::vector<float>> bias;       // nw x [out_p]
   std::vector<int> act;
   std::vector<float> w0;
+  // Saved activations (forward for the backward): per chunk, hidden layer l's h at hoff[l] and,
+  // for sine, w0 cos(w0 z) at zoff[l]; save_floats floats per chunk in all.
+  std::vector<int64_t> hoff, zoff;
+  int64_t save_floats = 0;
   const float* wt(int l, int64_t b) const { return WT[l].data() + b * w[l] * wp[l + 1]; }
   const float* wpad(int l, int64_t b) const { return Wp[l].data() + b * w[l + 1] * wp[l]; }
   const float* b(int l, int64_t i) const { return bias[l].data() + i * wp[l + 1]; }
@@ -56,7 +61,8 @@ struct Net {
 struct Scratch {
   std::vector<float> mem;
   std::vector<float*> h, z, g;
-  explicit Scratch(const Net& net) {
+  std::vector<float*> hp, zp;  // per chunk: h / z of each layer, from `mem` or the saved activations
+  explicit Scratch(const Net& net) : hp(net.L + 1), zp(net.L + 1) {
     const int64_t P = net.chunk;
     int64_t total = 2 * P * net.maxp;
     for (int l = 0; l <= net.L; ++l) total += 2 * P * net.wp[l];
@@ -148,6 +154,17 @@ Net make_net(const torch::Tensor& x, const std::vector<torch::Tensor>& weights, 
     net.wp.push_back(pad8(v));
     net.maxp = std::max(net.maxp, pad8(v));
   }
+  net.hoff.assign(L + 1, 0);
+  net.zoff.assign(L + 1, 0);
+  for (int l = 1; l < L; ++l) {
+    net.hoff[l] = net.save_floats;
+    net.save_floats += chunk * net.wp[l];
+    net.zoff[l] = net.hoff[l];
+    if (net.act[l - 1] == kSine) {
+      net.zoff[l] = net.save_floats;
+      net.save_floats += chunk * net.wp[l];
+    }
+  }
   std::vector<torch::Tensor> Wc, Bc;
   for (int l = 0; l < L; ++l) {
     const int64_t in = net.w[l], out = net.w[l + 1], ip = net.wp[l], op = net.wp[l + 1];
@@ -180,16 +197,23 @@ Net make_net(const torch::Tensor& x, const std::vector<torch::Tensor>& weights, 
   return net;
 }
 
-torch::Tensor mlp_forward(const torch::Tensor& x, const std::vector<torch::Tensor>& weights,
-                          const std::vector<torch::Tensor>& biases, const std::vector<int64_t>& acts,
-                          const std::vector<double>& w0s, int64_t chunk) {
+// Returns (y, saved): saved holds every hidden layer's activations for the backward when
+// save_max_bytes allows them (else it is undefined and the backward recomputes).
+std::tuple<torch::Tensor, torch::Tensor> mlp_forward(const torch::Tensor& x, const std::vector<torch::Tensor>& weights,
+                                                     const std::vector<torch::Tensor>& biases,
+                                                     const std::vector<int64_t>& acts, const std::vector<double>& w0s,
+                                                     int64_t chunk, int64_t save_max_bytes) {
   const Net net = make_net(x, weights, biases, acts, w0s, chunk);
   const int64_t nb = net.nw, n = x.size(-2), din = net.w[0], dout = net.w[net.L];
   auto y = x.dim() == 3 ? inr_pool::empty({nb, n, dout}, x.options()) : inr_pool::empty({n, dout}, x.options());
-  if (n == 0) return y;
+  const int64_t nc = (n + chunk - 1) / chunk;  // chunks per instance
+  torch::Tensor saved;
+  if (n > 0 && net.save_floats > 0 && nb * nc * net.save_floats * 4 <= save_max_bytes)
+    saved = inr_pool::empty({nb * nc, net.save_floats}, x.options());
+  if (n == 0) return {y, saved};
   const float* xp = x.data_ptr<float>();
   float* yp = y.data_ptr<float>();
-  const int64_t nc = (n + chunk - 1) / chunk;  // chunks per instance
+  float* sp = saved.defined() ? saved.data_ptr<float>() : nullptr;
   const bool simd = use_avx2();
   at::parallel_for(0, nb * nc, 1, [&](int64_t t0, int64_t t1) {
     std::vector<float> buf(2 * net.chunk * net.maxp);
@@ -198,16 +222,17 @@ torch::Tensor mlp_forward(const torch::Tensor& x, const std::vector<torch::Tenso
       const int rows = static_cast<int>(std::min(chunk, n - r0));
       const float* xc = xp + (b * n + r0) * din;
       float* yc = yp + (b * n + r0) * dout;
+      float* save = sp ? sp + t * net.save_floats : nullptr;
 #if INR_HAVE_AVX2_PATH
       if (simd) {
-        avx2::forward_chunk(net, b, xc, rows, yc, buf.data());
+        avx2::forward_chunk(net, b, xc, rows, yc, buf.data(), save);
         continue;
       }
 #endif
-      portable::forward_chunk(net, b, xc, rows, yc, buf.data());
+      portable::forward_chunk(net, b, xc, rows, yc, buf.data(), save);
     }
   });
-  return y;
+  return {y, saved};
 }
 
 // Returns (gx or undefined, [dW_l], [db_l]) where the weight lists are empty unless need_w.
@@ -217,7 +242,7 @@ torch::Tensor mlp_forward(const torch::Tensor& x, const std::vector<torch::Tenso
 std::tuple<torch::Tensor, std::vector<torch::Tensor>, std::vector<torch::Tensor>> mlp_backward(
     const torch::Tensor& x, const std::vector<torch::Tensor>& weights, const std::vector<torch::Tensor>& biases,
     const std::vector<int64_t>& acts, const std::vector<double>& w0s, const torch::Tensor& gy, bool need_x,
-    bool need_w, int64_t chunk) {
+    bool need_w, int64_t chunk, const torch::Tensor& saved) {
   const Net net = make_net(x, weights, biases, acts, w0s, chunk);
   const bool inst = x.dim() == 3;
   const int64_t nb = net.nw, n = x.size(-2), din = net.w[0], dout = net.w[net.L];
@@ -228,6 +253,13 @@ std::tuple<torch::Tensor, std::vector<torch::Tensor>, std::vector<torch::Tensor>
   if (need_x) gx = inr_pool::empty(x.sizes(), x.options());
   const int64_t nc = (n + chunk - 1) / chunk;  // chunks per instance
   const int64_t total = nb * nc;
+  const float* sp = nullptr;
+  if (saved.defined() && saved.numel() > 0) {
+    TORCH_CHECK(saved.scalar_type() == torch::kFloat32 && saved.is_contiguous() &&
+                    saved.numel() == total * net.save_floats,
+                "mlp_cpu: saved activations do not match this call (same chunk and shapes as the forward)");
+    sp = saved.data_ptr<float>();
+  }
   const int64_t G = !need_w ? 1 : inst ? nb : std::max<int64_t>(1, std::min<int64_t>(kMaxGroups, nc));
   // Per-group accumulators: padded dW [out, in_p] and db [out_p], each layer.
   std::vector<int64_t> woff, boff;
@@ -256,13 +288,15 @@ std::tuple<torch::Tensor, std::vector<torch::Tensor>, std::vector<torch::Tensor>
       const int64_t b = t / nc, r0 = (t % nc) * chunk, row = b * n + r0;
       const int rows = static_cast<int>(std::min(chunk, n - r0));
       float* gxc = gxp ? gxp + row * din : nullptr;
+      const float* sv = sp ? sp + t * net.save_floats : nullptr;
 #if INR_HAVE_AVX2_PATH
       if (simd) {
-        avx2::backward_chunk(net, b, xp + row * din, gp + row * dout, rows, gxc, dW.data(), dB.data(), need_w, s);
+        avx2::backward_chunk(net, b, xp + row * din, gp + row * dout, rows, gxc, dW.data(), dB.data(), need_w, sv, s);
         continue;
       }
 #endif
-      portable::backward_chunk(net, b, xp + row * din, gp + row * dout, rows, gxc, dW.data(), dB.data(), need_w, s);
+      portable::backward_chunk(net, b, xp + row * din, gp + row * dout, rows, gxc, dW.data(), dB.data(), need_w, sv,
+                               s);
     }
   };
   if (n > 0) {
@@ -333,8 +367,8 @@ std::tuple<torch::Tensor, torch::Tensor> sincos_tensor(const torch::Tensor& t) {
 }  // namespace
 
 PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
-  m.def("mlp_forward", &mlp_forward, "fused MLP forward (CPU, float32 weights shared or per instance)");
-  m.def("mlp_backward", &mlp_backward, "fused MLP backward: (dx, [dW], [db]) (CPU)");
+  m.def("mlp_forward", &mlp_forward, "fused MLP forward (CPU, float32 weights shared or per instance): (y, saved)");
+  m.def("mlp_backward", &mlp_backward, "fused MLP backward: (dx, [dW], [db]) (CPU); saved: the forward's or empty");
   m.def("sincos", &sincos_tensor, "(sin t, cos t) by the kernel's vectorised routine (CPU float32)");
   m.def("set_simd", [](int mode) { g_simd.store(mode); }, "AVX2 path: -1 auto, 0 never, 1 where possible");
   m.def("simd_available", &cpu_has_avx2, "whether this CPU can run the AVX2/FMA path");

@@ -232,7 +232,10 @@ inline void act_grad(int act, const float* d, const float* h, float* g, int64_t 
 // Forward of one chunk of `rows` points: x rows [rows, d_in] (row stride d_in) -> y [rows, d_out].
 // `buf` holds 2 * chunk * max padded width floats.
 // `b` picks the instance's weights (0 when they are shared).
-inline void forward_chunk(const Net& net, int64_t b, const float* x, int rows, float* y, float* buf) {
+// With `save` (this chunk's region of the saved activations, see Net::save_floats), every hidden
+// layer's output h (and for sine w0 cos(w0 z)) goes there instead of `buf`, for the backward:
+// the same arithmetic as its recompute, so saving never changes a result.
+inline void forward_chunk(const Net& net, int64_t b, const float* x, int rows, float* y, float* buf, float* save) {
   const int L = net.L;
   float* cur = buf;
   float* nxt = buf + static_cast<int64_t>(net.chunk) * net.maxp;
@@ -240,12 +243,18 @@ inline void forward_chunk(const Net& net, int64_t b, const float* x, int rows, f
   int64_t lda = net.w[0];
   for (int l = 0; l < L; ++l) {
     const int64_t op = net.wp[l + 1];
-    gemm(rows, static_cast<int>(op), static_cast<int>(net.w[l]), a, lda, 1, net.wt(l, b), op, nxt, op,
+    const bool keep = save != nullptr && l < L - 1;
+    float* h = keep ? save + net.hoff[l + 1] : nxt;
+    float* z = keep && net.act[l] == kSine ? save + net.zoff[l + 1] : h;
+    gemm(rows, static_cast<int>(op), static_cast<int>(net.w[l]), a, lda, 1, net.wt(l, b), op, z, op,
          net.has_bias ? net.b(l, b) : nullptr, false);
-    activate(net.act[l], net.w0[l], nxt, nxt, rows * op);
-    a = nxt;
+    if (keep)
+      activate_keep(net.act[l], net.w0[l], z, h, rows * op);
+    else
+      activate(net.act[l], net.w0[l], z, h, rows * op);
+    a = h;
     lda = op;
-    std::swap(cur, nxt);
+    if (!keep) std::swap(cur, nxt);
   }
   const int64_t dout = net.w[L], op = net.wp[L];
   for (int r = 0; r < rows; ++r)
@@ -253,16 +262,23 @@ inline void forward_chunk(const Net& net, int64_t b, const float* x, int rows, f
 }
 
 // Backward of one chunk: recompute its forward (keeping every layer's input h[l] and, for sine,
-// the derivative w0 cos(w0 z[l])), then back-propagate gy, adding dW (padded [out, in_p]) and db into
-// this group's accumulators and writing dL/dx rows (if gx).
+// the derivative w0 cos(w0 z[l])), or take the hidden layers from `saved` (the forward's), then
+// back-propagate gy, adding dW (padded [out, in_p]) and db into this group's accumulators and
+// writing dL/dx rows (if gx).
 inline void backward_chunk(const Net& net, int64_t b, const float* x, const float* gy, int rows, float* gx, float* const* dW,
-                           float* const* dB, bool need_w, Scratch& s) {
+                           float* const* dB, bool need_w, const float* saved, Scratch& s) {
   const int L = net.L;
-  const int64_t P = net.chunk;
+  float** h = s.hp.data();
+  float** zs = s.zp.data();
+  for (int l = 0; l <= L; ++l) {
+    const bool from_saved = saved != nullptr && l >= 1 && l < L;
+    h[l] = from_saved ? const_cast<float*>(saved) + net.hoff[l] : s.h[l];
+    zs[l] = from_saved ? const_cast<float*>(saved) + net.zoff[l] : s.z[l];
+  }
   // h[0]: x padded with zeros.
   {
     const int64_t din = net.w[0], ip = net.wp[0];
-    float* h0 = s.h[0];
+    float* h0 = h[0];
     for (int r = 0; r < rows; ++r) {
       for (int64_t j = 0; j < din; ++j) h0[r * ip + j] = x[r * din + j];
       for (int64_t j = din; j < ip; ++j) h0[r * ip + j] = 0.0f;
@@ -270,12 +286,12 @@ inline void backward_chunk(const Net& net, int64_t b, const float* x, const floa
   }
   const bool out_needs_fwd = net.act[L - 1] != kNone;
   const int recompute = out_needs_fwd ? L : L - 1;
-  for (int l = 0; l < recompute; ++l) {
+  for (int l = saved != nullptr ? L - 1 : 0; l < recompute; ++l) {
     const int64_t op = net.wp[l + 1];
-    float* z = net.act[l] == kSine ? s.z[l + 1] : s.h[l + 1];
-    gemm(rows, static_cast<int>(op), static_cast<int>(net.w[l]), s.h[l], net.wp[l], 1, net.wt(l, b), op, z, op,
+    float* z = net.act[l] == kSine ? zs[l + 1] : h[l + 1];
+    gemm(rows, static_cast<int>(op), static_cast<int>(net.w[l]), h[l], net.wp[l], 1, net.wt(l, b), op, z, op,
          net.has_bias ? net.b(l, b) : nullptr, false);
-    activate_keep(net.act[l], net.w0[l], z, s.h[l + 1], rows * op);
+    activate_keep(net.act[l], net.w0[l], z, h[l + 1], rows * op);
   }
   // g = dL/dz of the output layer, padded.
   float* g = s.g[0];
@@ -286,15 +302,14 @@ inline void backward_chunk(const Net& net, int64_t b, const float* x, const floa
       for (int64_t j = 0; j < dout; ++j) g[r * op + j] = gy[r * dout + j];
       for (int64_t j = dout; j < op; ++j) g[r * op + j] = 0.0f;
     }
-    if (out_needs_fwd) act_grad(net.act[L - 1], s.z[L], s.h[L], g, rows * op);
+    if (out_needs_fwd) act_grad(net.act[L - 1], zs[L], h[L], g, rows * op);
   }
-  (void)P;
   for (int l = L - 1; l >= 0; --l) {
     const int64_t op = net.wp[l + 1], ip = net.wp[l];
     const int out = static_cast<int>(net.w[l + 1]);
     if (need_w) {
       // dW[o, i] += sum_r g[r, o] h[l][r, i]
-      gemm(out, static_cast<int>(ip), rows, g, 1, op, s.h[l], ip, dW[l], ip, nullptr, true);
+      gemm(out, static_cast<int>(ip), rows, g, 1, op, h[l], ip, dW[l], ip, nullptr, true);
       if (net.has_bias) {
         float* db = dB[l];
         for (int r = 0; r < rows; ++r)
@@ -304,7 +319,7 @@ inline void backward_chunk(const Net& net, int64_t b, const float* x, const floa
     if (l == 0 && gx == nullptr) break;
     // g2 = g W  ([rows, in_p]); then through the activation of layer l - 1.
     gemm(rows, static_cast<int>(ip), out, g, op, 1, net.wpad(l, b), ip, g2, ip, nullptr, false);
-    if (l > 0) act_grad(net.act[l - 1], s.z[l], s.h[l], g2, rows * ip);
+    if (l > 0) act_grad(net.act[l - 1], zs[l], h[l], g2, rows * ip);
     std::swap(g, g2);
   }
   if (gx != nullptr) {
