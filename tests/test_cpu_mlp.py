@@ -160,6 +160,24 @@ def test_one_and_two_threads_bitwise_equal():
         assert torch.equal(a, b)
 
 
+@pytest.mark.parametrize("instances", [0, 5], ids=["shared", "per-instance"])
+@pytest.mark.parametrize("spec", [MLPSpec(32, (64, 64), 3), MLPSpec(2, (24, 24, 24), 2, activation="sine",
+                                                                   output_activation="sigmoid"), MLPSpec(3, (16,), 1)],
+                         ids=["relu", "sine-sigmoid", "one-hidden"])
+def test_saved_activations_equal_recompute(monkeypatch, spec, instances):
+    """The forward keeps the hidden activations for the backward (SAVE_MAX_BYTES); the backward then
+    skips the recompute. Same arithmetic either way: bitwise-equal gradients, and the recompute path
+    (saving off, or over the byte budget) still runs."""
+    seed = _seed()
+    shape = (instances, 700) if instances else (1001,)
+    x, params, gy = _inputs(spec, shape, seed, instances)
+    saved = _run(cpu_mlp.mlp_cpu, x, params, spec, gy)
+    monkeypatch.setattr(cpu_mlp, "SAVE_MAX_BYTES", 0)
+    recomputed = _run(cpu_mlp.mlp_cpu, x, params, spec, gy)
+    for a, b in zip(saved, recomputed):
+        assert torch.equal(a, b), f"seed {seed}"
+
+
 @pytest.mark.parametrize("simd", [-1, 0], ids=["auto", "portable"])
 def test_sincos_accuracy(ext, simd):
     """The kernel's sin/cos (what sine layers use) vs float64 of the same float32 t, |t| to 1e5."""
