@@ -237,8 +237,8 @@ std::tuple<torch::Tensor, torch::Tensor> mlp_forward(const torch::Tensor& x, con
 
 // Returns (gx or undefined, [dW_l], [db_l]) where the weight lists are empty unless need_w.
 // Shared weights: dW/db summed over groups of chunks fixed by N, groups added in order. Per-instance
-// weights: one group per instance (its chunks in order), parallel over instances. Either way the
-// result does not depend on the thread count.
+// weights: each instance's chunks in gpi groups (fixed by B and N), added in order per instance,
+// parallel over all groups. Either way the result does not depend on the thread count.
 std::tuple<torch::Tensor, std::vector<torch::Tensor>, std::vector<torch::Tensor>> mlp_backward(
     const torch::Tensor& x, const std::vector<torch::Tensor>& weights, const std::vector<torch::Tensor>& biases,
     const std::vector<int64_t>& acts, const std::vector<double>& w0s, const torch::Tensor& gy, bool need_x,
@@ -260,7 +260,11 @@ std::tuple<torch::Tensor, std::vector<torch::Tensor>, std::vector<torch::Tensor>
                 "mlp_cpu: saved activations do not match this call (same chunk and shapes as the forward)");
     sp = saved.data_ptr<float>();
   }
-  const int64_t G = !need_w ? 1 : inst ? nb : std::max<int64_t>(1, std::min<int64_t>(kMaxGroups, nc));
+  // Groups of chunks with their own dW/db accumulators, fixed by the shapes (never the thread
+  // count). Shared weights: min(16, chunks). Per instance: each instance's chunks split into gpi
+  // groups, gpi = 16 / B (at least 1), so a few instances still keep both cores busy.
+  const int64_t gpi = inst ? std::max<int64_t>(1, std::min<int64_t>(nc, kMaxGroups / nb)) : 1;
+  const int64_t G = !need_w ? 1 : inst ? nb * gpi : std::max<int64_t>(1, std::min<int64_t>(kMaxGroups, nc));
   // Per-group accumulators: padded dW [out, in_p] and db [out_p], each layer.
   std::vector<int64_t> woff, boff;
   int64_t per_group = 0;
@@ -314,21 +318,23 @@ std::tuple<torch::Tensor, std::vector<torch::Tensor>, std::vector<torch::Tensor>
   }
   std::vector<torch::Tensor> dws, dbs;
   if (need_w) {
-    if (!inst) {
-      for (int64_t g = 1; g < G; ++g) {  // groups in order: independent of the thread count
-        const float* src = acc.data() + g * per_group;
-        float* dst = acc.data();
+    // Groups added in order (independent of the thread count): all G into group 0 for shared
+    // weights; per instance, its gpi groups into its first.
+    const int64_t per_out = inst ? gpi : G, nout = inst ? nb : 1;
+    for (int64_t b = 0; b < nout; ++b) {
+      float* dst = acc.data() + b * per_out * per_group;
+      for (int64_t g = 1; g < per_out; ++g) {
+        const float* src = dst + g * per_group;
         for (int64_t i = 0; i < per_group; ++i) dst[i] += src[i];
       }
     }
-    const int64_t nout = inst ? nb : 1;
     for (int l = 0; l < net.L; ++l) {
       const int64_t in = net.w[l], out = net.w[l + 1], ip = net.wp[l];
       auto dw = inst ? torch::empty({nb, out, in}, x.options()) : torch::empty({out, in}, x.options());
       torch::Tensor db;
       if (net.has_bias) db = inst ? torch::empty({nb, out}, x.options()) : torch::empty({out}, x.options());
       for (int64_t b = 0; b < nout; ++b) {
-        const float* a = acc.data() + b * per_group;
+        const float* a = acc.data() + b * per_out * per_group;
         float* d = dw.data_ptr<float>() + b * out * in;
         for (int64_t o = 0; o < out; ++o)
           for (int64_t i = 0; i < in; ++i) d[o * in + i] = a[woff[l] + o * ip + i];
