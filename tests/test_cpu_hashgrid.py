@@ -168,25 +168,56 @@ def test_x_grad_only():
 
 @pytest.mark.parametrize("d", [2, 3])
 @pytest.mark.parametrize("interp", ["linear", "smoothstep"])
-def test_double_backward_equals_torch(d, interp):
+@pytest.mark.parametrize("kind", ["hash", "dense"])
+def test_double_backward_equals_torch(d, interp, kind):
+    """create_graph=True: the C++ backward-of-backward (d dout, d table, d x with the weights'
+    Hessian) against autograd through the PyTorch path, for a loss on both first derivatives
+    (an eikonal-like term on dL/dx and a linear term on dL/dtable) and for one on dL/dx alone."""
     seed = _seed()
-    cfg = _config(interp, "hash")
+    cfg = _config(interp, kind)
     x, table, _ = _inputs(cfg, d, 500, seed)
     gen = torch.Generator().manual_seed(seed + 1)
-    w = torch.randn(cfg.n_output_dims, generator=gen)
+    w = torch.randn(x.shape[0], cfg.n_output_dims, generator=gen)
+    r, rt = torch.randn(x.shape, generator=gen), torch.randn(table.shape, generator=gen)
+    for on_table in (True, False):
+        results = []
+        for fn in (cpu_hashgrid.hashgrid_cpu, hashgrid_encode):
+            xr, tr, wr = x.clone().requires_grad_(True), table.clone().requires_grad_(True), w.clone().requires_grad_(True)
+            gx, gt = torch.autograd.grad((fn(xr, tr, cfg) * wr).sum(), [xr, tr], create_graph=True)
+            loss = ((gx ** 2).sum(-1) - 1).pow(2).mean() + (gx * r).sum() + ((gt * rt).sum() if on_table else 0)
+            results.append([gx.detach(), gt.detach(), *torch.autograd.grad(loss, [tr, xr, wr])])
+        names = ("x grad", "table grad", "d loss / d table", "d loss / d x", "d loss / d dout")
+        for what, g, ref in zip(names, *results):
+            _close(g, ref, 1e-4, 1e-5, f"{what} ({'with' if on_table else 'without'} the table term)", seed)
+
+
+def test_double_backward_of_table_gradient_only():
+    """A loss on dL/dtable alone (no upstream gradient on dL/dx)."""
+    seed = _seed()
+    cfg = _config("smoothstep", "hash")
+    x, table, grad = _inputs(cfg, 3, 300, seed)
+    rt = torch.randn(table.shape, generator=torch.Generator().manual_seed(seed))
     results = []
     for fn in (cpu_hashgrid.hashgrid_cpu, hashgrid_encode):
-        xr = x.clone().requires_grad_(True)
-        tr = table.clone().requires_grad_(True)
-        out = fn(xr, tr, cfg) @ w
-        (gx,) = torch.autograd.grad(out.sum(), xr, create_graph=True)
-        loss = (gx ** 2).sum()
-        results.append([gx.detach(), *torch.autograd.grad(loss, [tr, xr], allow_unused=True)])
-    for what, g, r in zip(("x grad", "d loss / d table", "d loss / d x"), *results):
-        if r is None:
-            assert g is None or not g.any(), what
-            continue
-        _close(g, r, 1e-4, 1e-5, what, seed)
+        xr, tr, gr = x.clone().requires_grad_(True), table.clone().requires_grad_(True), grad.clone().requires_grad_(True)
+        (gt,) = torch.autograd.grad(fn(xr, tr, cfg), [tr], gr, create_graph=True)
+        results.append(torch.autograd.grad((gt * rt).sum(), [xr, gr]))
+    for what, g, ref in zip(("d / d x", "d / d dout"), *results):
+        _close(g, ref, 1e-4, 1e-5, what, seed)
+
+
+def test_third_derivative_through_pytorch_path():
+    """Beyond the second derivative the C++ path hands over to the differentiable PyTorch one."""
+    seed = _seed()
+    cfg = _config("smoothstep", "hash")
+    x, table, _ = _inputs(cfg, 2, 200, seed)
+    results = []
+    for fn in (cpu_hashgrid.hashgrid_cpu, hashgrid_encode):
+        xr, tr = x.clone().requires_grad_(True), table.clone().requires_grad_(True)
+        (gx,) = torch.autograd.grad(fn(xr, tr, cfg).sum(), xr, create_graph=True)
+        (gxx,) = torch.autograd.grad((gx ** 2).sum(), xr, create_graph=True)
+        results.append(torch.autograd.grad(gxx.sum(), tr))
+    _close(results[0][0], results[1][0], 1e-4, 1e-5, "third derivative (d table)", seed)
 
 
 def test_leading_dims_and_supports():

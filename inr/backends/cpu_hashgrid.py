@@ -4,7 +4,9 @@ results as `inr.encodings.hashgrid_encode` for the inputs it supports (see `supp
 Forward: parallel over points. Backward to the table: parallel over levels (disjoint rows: no
 races, and every row sums its points in a fixed order, so results are deterministic for a given
 thread count); to x only when x requires grad. Double backward (create_graph=True, e.g. eikonal
-losses) recomputes through the differentiable PyTorch path: correct, not fast.
+losses): the backward is itself a Function whose backward is the C++ backward-of-backward (d dout,
+d table, d x, the interpolation weights' Hessian included). A third derivative recomputes through
+the differentiable PyTorch path: correct, not fast.
 
 The extension is built on first use (`kernels.cpu_loader.load_cpu`); importing this module
 compiles nothing.
@@ -89,22 +91,57 @@ class _HashGridCPU(torch.autograd.Function):
     def backward(ctx, grad_out):
         x, table = ctx.saved_tensors
         need_x, need_t = ctx.needs_input_grad[0], ctx.needs_input_grad[1]
-        if torch.is_grad_enabled():  # create_graph=True: differentiable recomputation
-            from inr.encodings.hashgrid import hashgrid_encode
-
-            inputs = [t for t, need in ((x, need_x), (table, need_t)) if need]
-            if not inputs:
-                return None, None, None
-            with torch.enable_grad():
-                out = hashgrid_encode(x, table, ctx.config)
-                got = list(torch.autograd.grad(out, inputs, grad_out, create_graph=True, allow_unused=True))
-            gx = got.pop(0) if need_x else None
-            gt = got.pop(0) if need_t else None
+        if torch.is_grad_enabled():  # create_graph=True: a Function, so its own backward is recorded
+            gx, gt = _HashGridCPUBackward.apply(x, table, grad_out.contiguous(), ctx.config, ctx.perm, need_x, need_t)
             return gx, gt, None
         scales, meta = _levels(ctx.config, x.shape[-1])
         gt, gx = _ext().hashgrid_backward(x, table, grad_out.contiguous(), scales, meta, ctx.smooth, need_t, need_x,
                                             ctx.perm)
         return gx, gt, None
+
+
+class _HashGridCPUBackward(torch.autograd.Function):
+    """(dL/dx, dL/dtable) of the encoding as a differentiable function of (x, table, dout)."""
+
+    @staticmethod
+    def forward(ctx, x, table, grad_out, config, perm, need_x, need_t):
+        ctx.save_for_backward(x, table, grad_out)
+        ctx.config = config
+        scales, meta = _levels(config, x.shape[-1])
+        gt, gx = _ext().hashgrid_backward(x, table, grad_out, scales, meta, config.interpolation == "smoothstep",
+                                            need_t, need_x, perm)
+        return (gx if need_x else None), (gt if need_t else None)
+
+    @staticmethod
+    def backward(ctx, ggx, ggt):
+        x, table, grad_out = ctx.saved_tensors
+        need_x, need_t, need_dout = ctx.needs_input_grad[:3]
+        if torch.is_grad_enabled():  # a third derivative: the differentiable PyTorch path
+            return _third_order(x, table, grad_out, ctx.config, ggx, ggt, ctx.needs_input_grad[:3])
+        if ggx is None and ggt is None:
+            return None, None, None, None, None, None, None
+        scales, meta = _levels(ctx.config, x.shape[-1])
+        d_dout, dt, dx = _ext().hashgrid_backward_backward(
+            x, table, grad_out, ggx if ggx is not None else _NO_TENSOR, ggt if ggt is not None else _NO_TENSOR,
+            scales, meta, ctx.config.interpolation == "smoothstep", need_dout, need_t and ggx is not None, need_x)
+        return (dx if need_x else None), (dt if need_t and ggx is not None else None), \
+            (d_dout if need_dout else None), None, None, None, None
+
+
+_NO_TENSOR = torch.empty(0)
+
+
+def _third_order(x, table, grad_out, config, ggx, ggt, needs):
+    """The double backward's input gradients through the PyTorch path, differentiable again."""
+    from inr.encodings.hashgrid import hashgrid_encode
+
+    with torch.enable_grad():
+        firsts = [(t, g) for t, g in ((x, ggx), (table, ggt)) if g is not None]
+        grads = torch.autograd.grad(hashgrid_encode(x, table, config), [t for t, _ in firsts], grad_out,
+                                    create_graph=True)
+        wrt = [t for t, need in zip((x, table, grad_out), needs) if need]
+        got = iter(torch.autograd.grad(grads, wrt, [g for _, g in firsts], create_graph=True, allow_unused=True))
+    return (*[next(got) if need else None for need in needs], None, None, None, None)
 
 
 def hashgrid_cpu(x: torch.Tensor, table: torch.Tensor, config: HashGridConfig) -> torch.Tensor:

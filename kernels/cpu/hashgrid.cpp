@@ -82,6 +82,7 @@ struct Corners {
   int64_t row[C];
   float pair[D][2];
   float dsdx[D];  // d s / d x (scale * ds/dfrac)
+  float d2sdx2[D];  // d^2 s / d x^2 (smoothstep; 0 for linear)
 
   inline void compute(const float* xi, const Level& lv) {
     // per axis, the two corner terms (cell + b) * k, k = prime (hashed) or res^j (dense)
@@ -106,6 +107,7 @@ struct Corners {
       pair[j][0] = 1.0f - s;
       pair[j][1] = s;
       dsdx[j] = ds * lv.scale_f;
+      d2sdx2[j] = SMOOTH ? (6.0f - 12.0f * f) * lv.scale_f * lv.scale_f : 0.0f;
     }
     for (int c = 0; c < C; ++c) {
       uint32_t idx = term[0][c & 1];
@@ -228,6 +230,105 @@ void backward_impl(const float* x, const float* table, const float* gout, float*
         for (int64_t k = b; k < e; ++k) gx[k] += p[k];
       });
     }
+  }
+}
+
+// Backward of the backward (losses on dL/dx, e.g. eikonal terms; the CUDA kernel's formulas,
+// kernels/csrc/hashgrid_bwd2.cu). With w_c the corner weights, T the table, g = dout and
+// ggx / ggT the upstream gradients of dx / dtable:
+//   d_dout[l]  = sum_c w_c ggT[c] + (grad w_c . ggx) T[c]
+//   dtable[c] += g (grad w_c . ggx)
+//   dx        += sum_c (g . ggT[c]) grad w_c + (g . T[c]) (Hess w_c) ggx
+// d_dout and dx are per point (parallel over points); dtable is a scatter, partitioned by levels
+// as the table gradient is (deterministic). Scalar code: eikonal batches are small.
+template <int D, bool SMOOTH>
+inline float weight_except(const Corners<D, SMOOTH>& cr, int c, int j, int i) {
+  float w = 1.0f;
+  for (int k = 0; k < D; ++k)
+    if (k != j && k != i) w *= cr.pair[k][(c >> k) & 1];
+  return w;
+}
+
+// grad w_c (dw) and its dot with gg, for corner c.
+template <int D, bool SMOOTH>
+inline float corner_dw(const Corners<D, SMOOTH>& cr, int c, const float* gg, float* q, float* dw) {
+  float dwg = 0.0f;
+  for (int j = 0; j < D; ++j) {
+    q[j] = ((c >> j) & 1) ? cr.dsdx[j] : -cr.dsdx[j];
+    dw[j] = q[j] * weight_except<D, SMOOTH>(cr, c, j, -1);
+    dwg += dw[j] * gg[j];
+  }
+  return dwg;
+}
+
+template <int D, int F, bool SMOOTH>
+void backward2_impl(const float* x, const float* table, const float* dout, const float* ggx, const float* ggt,
+                    float* d_dout, float* dtable, float* dx, int64_t n, const std::vector<Level>& levels) {
+  constexpr int C = 1 << D;
+  const int L = static_cast<int>(levels.size());
+  const Level* lvp = levels.data();
+  const int64_t LF = static_cast<int64_t>(L) * F;
+  if (d_dout != nullptr || dx != nullptr) {
+    at::parallel_for(0, n, 256, [&](int64_t begin, int64_t end) {
+      Corners<D, SMOOTH> cr;
+      for (int64_t i = begin; i < end; ++i) {
+        float gg[D] = {}, hx[D] = {};
+        if (ggx != nullptr)
+          for (int j = 0; j < D; ++j) gg[j] = ggx[i * D + j];
+        for (int l = 0; l < L; ++l) {
+          cr.compute(x + i * D, lvp[l]);
+          const float* go = dout + i * LF + l * F;
+          float acc[F] = {};
+          for (int c = 0; c < C; ++c) {
+            float q[D], dw[D];
+            const float dwg = corner_dw<D, SMOOTH>(cr, c, gg, q, dw);
+            const float* v = table + cr.row[c] * F;
+            const float* u = ggt != nullptr ? ggt + cr.row[c] * F : nullptr;
+            if (d_dout != nullptr) {
+              const float w = cr.weight(c);
+              for (int f = 0; f < F; ++f) acc[f] += (u != nullptr ? w * u[f] : 0.0f) + dwg * v[f];
+            }
+            if (dx != nullptr) {
+              float gu = 0.0f, gv = 0.0f;
+              for (int f = 0; f < F; ++f) {
+                if (u != nullptr) gu += go[f] * u[f];
+                gv += go[f] * v[f];
+              }
+              for (int j = 0; j < D; ++j) {
+                // (Hess w_c gg)_j = s''_j W_{-j} gg_j + q_j sum_{k != j} q_k W_{-jk} gg_k
+                const float sign = ((c >> j) & 1) ? 1.0f : -1.0f;
+                float h = sign * cr.d2sdx2[j] * weight_except<D, SMOOTH>(cr, c, j, -1) * gg[j];
+                for (int k = 0; k < D; ++k)
+                  if (k != j) h += q[j] * q[k] * weight_except<D, SMOOTH>(cr, c, k, j) * gg[k];
+                hx[j] += gu * dw[j] + gv * h;
+              }
+            }
+          }
+          if (d_dout != nullptr)
+            for (int f = 0; f < F; ++f) d_dout[i * LF + l * F + f] = acc[f];
+        }
+        if (dx != nullptr)
+          for (int j = 0; j < D; ++j) dx[i * D + j] = hx[j];
+      }
+    });
+  }
+  if (dtable != nullptr && ggx != nullptr) {
+    const int G = std::max(1, std::min(L, at::get_num_threads()));
+    at::parallel_for(0, G, 1, [&](int64_t g0, int64_t g1) {
+      Corners<D, SMOOTH> cr;
+      for (int64_t grp = g0; grp < g1; ++grp)
+        for (int64_t i = 0; i < n; ++i)
+          for (int l = static_cast<int>(grp); l < L; l += G) {
+            cr.compute(x + i * D, lvp[l]);
+            const float* go = dout + i * LF + l * F;
+            for (int c = 0; c < C; ++c) {
+              float q[D], dw[D];
+              const float dwg = corner_dw<D, SMOOTH>(cr, c, ggx + i * D, q, dw);
+              float* dst = dtable + cr.row[c] * F;
+              for (int f = 0; f < F; ++f) dst[f] += go[f] * dwg;
+            }
+          }
+    });
   }
 }
 
@@ -695,6 +796,10 @@ template <int D, int F, bool S>
 struct Bwd {
   template <typename... A> static void run(A&&... a) { backward_impl<D, F, S>(a...); }
 };
+template <int D, int F, bool S>
+struct Bwd2 {
+  template <typename... A> static void run(A&&... a) { backward2_impl<D, F, S>(a...); }
+};
 #if INR_HAVE_AVX2_PATH
 template <int D, int F, bool S>
 struct FwdSimd {
@@ -771,6 +876,44 @@ std::vector<torch::Tensor> hashgrid_backward(torch::Tensor x, torch::Tensor tabl
   return {gt, gx};
 }
 
+// Returns (d_dout, dtable, dx), each undefined unless asked for. ggx [N, d] and ggtable [R, F]
+// may be empty (no upstream gradient).
+std::vector<torch::Tensor> hashgrid_backward_backward(torch::Tensor x, torch::Tensor table, torch::Tensor dout,
+                                                      torch::Tensor ggx, torch::Tensor ggtable, torch::Tensor scales,
+                                                      torch::Tensor meta, bool smooth, bool need_dout,
+                                                      bool need_table, bool need_x) {
+  check_inputs(x, table, scales, meta);
+  auto levels = make_levels(scales, meta);
+  const int64_t n = x.size(0), d = x.size(1), nf = table.size(1);
+  dout = dout.to(torch::kFloat32).contiguous();
+  TORCH_CHECK(dout.dim() == 2 && dout.size(0) == n && dout.size(1) == static_cast<int64_t>(levels.size()) * nf,
+              "hashgrid_cpu: dout [N, L*F]");
+  const bool has_ggx = ggx.defined() && ggx.numel() > 0, has_ggt = ggtable.defined() && ggtable.numel() > 0;
+  if (has_ggx) {
+    ggx = ggx.to(torch::kFloat32).contiguous();
+    TORCH_CHECK(ggx.sizes() == x.sizes(), "hashgrid_cpu: ggx must be shaped like x");
+  }
+  if (has_ggt) {
+    ggtable = ggtable.to(torch::kFloat32).contiguous();
+    TORCH_CHECK(ggtable.sizes() == table.sizes(), "hashgrid_cpu: ggtable must be shaped like the table");
+  }
+  torch::Tensor d_dout, dtable, dx;
+  if (need_dout) d_dout = torch::empty(dout.sizes(), x.options());
+  if (need_table) dtable = torch::zeros(table.sizes(), table.options());
+  if (need_x) dx = torch::empty(x.sizes(), x.options());
+  if (n > 0 && (has_ggx || has_ggt))
+    dispatch<Bwd2>(static_cast<int>(d), nf, smooth, x.data_ptr<float>(), table.data_ptr<float>(),
+                   dout.data_ptr<float>(), has_ggx ? ggx.data_ptr<float>() : nullptr,
+                   has_ggt ? ggtable.data_ptr<float>() : nullptr, need_dout ? d_dout.data_ptr<float>() : nullptr,
+                   need_table && has_ggx ? dtable.data_ptr<float>() : nullptr,
+                   need_x ? dx.data_ptr<float>() : nullptr, n, levels);
+  else {  // no upstream gradient: all zero
+    if (need_dout) d_dout.zero_();
+    if (need_x) dx.zero_();
+  }
+  return {d_dout, dtable, dx};
+}
+
 inline uint32_t spread2(uint32_t v) {  // 16 bits -> the even bits of 32
   v &= 0xFFFFu;
   v = (v | (v << 8)) & 0x00FF00FFu;
@@ -843,6 +986,8 @@ PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
   m.def("hashgrid_forward", &hashgrid_forward, "hash-grid encoding forward (CPU)");
   m.def("hashgrid_order", &hashgrid_order, "Z-order permutation of the points (int32)");
   m.def("hashgrid_backward", &hashgrid_backward, "hash-grid encoding backward to the table and x (CPU)");
+  m.def("hashgrid_backward_backward", &hashgrid_backward_backward,
+        "backward of the hash-grid backward: (d dout, d table, d x) (CPU)");
   m.def("clear_pool", &inr_pool::clear, "free the cached output buffers");
   m.def("set_simd", [](int mode) { g_simd.store(mode); }, "AVX2 path: -1 auto, 0 never, 1 where possible");
   m.def("simd_available", &cpu_has_avx2, "whether this CPU can run the AVX2/FMA path");
