@@ -11,8 +11,8 @@ give bitwise-identical results. Double backward (create_graph=True) recomputes t
 `mlp_forward` (correct, not fast), as the blocked PyTorch op does.
 
 Per-instance weights (what hypernetworks produce): each instance's chunks run with its own weight
-set and its gradients are accumulated per instance, in chunk order (again thread-count
-independent). Layers mixing shared and per-instance weights stay on `blocked_mlp`.
+set and its gradients are accumulated per instance, in 16 / B groups of its chunks added in order
+(fixed by B and N: thread-count independent; small B still uses every core). Layers mixing shared and per-instance weights stay on `blocked_mlp`.
 Sine layers use the kernel's AVX2 sin/cos (Cody-Waite reduction + Cephes polynomials, within
 1e-7 absolute of float64 for |w0 z| up to 1e5; `sincos` exposes it for tests).
 The extension builds on first use (`kernels.cpu_loader.load_cpu_mlp`); importing this module
