@@ -3,7 +3,8 @@
 - `load_cpu()`: the hash-grid encoding (hashgrid.cpp);
 - `load_cpu_optim()`: the fused and lazy-row Adam steps (adam.cpp, used by inr.train.optim);
 - `load_cpu_mlp()`: the fused field MLP, forward and backward (mlp.cpp + mlp_impl.h, used by
-  inr.backends.cpu_mlp).
+  inr.backends.cpu_mlp);
+- `load_cpu_render()`: occupancy-grid ray marching (march.cpp, used by inr.render.occupancy).
 
 They are separate modules, so one failing to build does not take the other with it.
 Set INR_DISABLE_CPU_KERNELS=1 to never build any (always None).
@@ -36,3 +37,7 @@ load_cpu_optim = OPTIM.load
 MLP = LazyExtension("inr_cpu_mlp", "C++ CPU MLP kernel", [CSRC / "mlp.cpp"], "INR_DISABLE_CPU_KERNELS",
                     extra_cflags=[*CFLAGS, "-fno-math-errno"], extra_ldflags=list(LDFLAGS))
 load_cpu_mlp = MLP.load
+
+RENDER = LazyExtension("inr_cpu_render", "C++ CPU ray marching", [CSRC / "march.cpp"], "INR_DISABLE_CPU_KERNELS",
+                       extra_cflags=list(CFLAGS), extra_ldflags=list(LDFLAGS))
+load_cpu_render = RENDER.load

@@ -121,6 +121,56 @@ def test_occupancy_grid_marks_a_box_and_skips_empty_space():
     assert (t1 - t0).max() <= 0.01 + 1e-6 and torch.all(t0[1:] >= t1[:-1] - 1e-6)
 
 
+@pytest.mark.parametrize("case", ["grid+jitter", "grid+max_samples", "no grid", "cone schedule"])
+def test_cpu_march_kernel_equals_pytorch_march(case, monkeypatch):
+    """The C++ march (backend auto on a CPU) returns exactly the PyTorch path's packed samples."""
+    from inr.backends import get_backend, set_backend
+    from kernels.cpu_loader import load_cpu_render
+
+    if load_cpu_render() is None:
+        pytest.skip("C++ CPU ray-marching extension unavailable")
+    seed = int.from_bytes(__import__("os").urandom(4), "little")
+    gen = torch.Generator().manual_seed(seed)
+    grid = OccupancyGrid(torch.tensor([-1.5, -1.5, -1.2, 1.5, 1.0, 1.5]), resolution=24)
+    grid.density = torch.rand(1, 24 ** 3, generator=gen) * 0.02  # about half the cells occupied
+    grid.refresh()
+    n = 513
+    o = torch.randn(n, 3, generator=gen) * 0.3 + torch.tensor([0.0, 0.0, 4.0])
+    d = torch.nn.functional.normalize(torch.randn(n, 3, generator=gen) * 0.4 + torch.tensor([0.0, 0.0, -1.0]), dim=-1)
+    near = torch.rand(n, generator=gen) * 2 + 1
+    far = near + torch.rand(n, generator=gen) * 5
+    far[:7] = near[:7] - 0.5  # empty rays
+    schedule = step_schedule(9.0, 0.01) if case != "cone schedule" else step_schedule(9.0, 0.01, cone_angle=1 / 64)
+    jitter = torch.rand(n, generator=gen) if case != "grid+max_samples" else None
+    args = (None if case == "no grid" else grid, o, d, near, far, schedule, jitter,
+            5 if case == "grid+max_samples" else None)
+    before = get_backend()
+    try:
+        set_backend("torch")
+        ref = march(*args)
+        set_backend("auto")
+        calls = []
+        import inr.render.occupancy as occ
+
+        real = occ._march_cpu
+        monkeypatch.setattr(occ, "_march_cpu", lambda *a: calls.append(real(*a)) or calls[-1])
+        got = march(*args)
+    finally:
+        set_backend(before)
+    assert calls and calls[0] is not None, "the C++ kernel did not run"
+    assert ref[0].numel() > 0
+    for a, b in zip(ref, got):
+        assert a.dtype == b.dtype and torch.equal(a, b), f"seed {seed}"
+
+
+def test_cpu_march_leaves_several_cascades_to_pytorch():
+    import inr.render.occupancy as occ
+
+    grid = OccupancyGrid(torch.tensor([-1.0, -1.0, -1.0, 1.0, 1.0, 1.0]), resolution=8, cascades=2)
+    o, d = torch.zeros(2, 3), torch.tensor([[0.0, 0.0, 1.0], [1.0, 0.0, 0.0]])
+    assert occ._march_cpu(grid, o, d, torch.zeros(2), torch.ones(2), step_schedule(2.0, 0.1), None, None) is None
+
+
 def test_occupancy_decays_and_cascades_cover_a_larger_box():
     grid = OccupancyGrid(torch.tensor([-1.0, -1.0, -1.0, 1.0, 1.0, 1.0]), resolution=8, cascades=3)
     assert torch.allclose(grid.outer_aabb, torch.tensor([-4.0, -4.0, -4.0, 4.0, 4.0, 4.0]))

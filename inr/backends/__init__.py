@@ -44,10 +44,11 @@ def prepare(device: torch.device) -> None:
 
         load()
     else:
-        from kernels.cpu_loader import load_cpu, load_cpu_mlp
+        from kernels.cpu_loader import load_cpu, load_cpu_mlp, load_cpu_render
 
         load_cpu()
         load_cpu_mlp()
+        load_cpu_render()
 
 
 def mlp_op(x: torch.Tensor, params: Params, spec: MLPSpec) -> torch.Tensor:

@@ -140,7 +140,14 @@ def march(grid: OccupancyGrid | None, origins: torch.Tensor, dirs: torch.Tensor,
 
     `jitter` [n_rays] in [0, 1) shifts each ray's boundaries by that fraction of a step (stratified
     sampling during training). Rays with t_far <= t_near get no samples.
+
+    On the CPU (backend auto/cuda, one cascade) the C++ kernel (kernels/cpu/march.cpp) gives the
+    same samples without this path's tensor of every candidate step: about 30% of a lego_100
+    training step here before.
     """
+    fast = _march_cpu(grid, origins, dirs, t_near, t_far, schedule, jitter, max_samples)
+    if fast is not None:
+        return fast
     device = origins.device
     n_steps = schedule.numel() - 1
     jit = torch.zeros_like(t_near) if jitter is None else jitter
@@ -167,3 +174,29 @@ def march(grid: OccupancyGrid | None, origins: torch.Tensor, dirs: torch.Tensor,
         keep &= grid.occupied(per_ray[:, :3] + per_ray[:, 3:6] * ((t0 + t1) * 0.5)[:, None])
     kept = torch.nonzero(keep).squeeze(1)  # once, rather than once per masked tensor
     return ray_indices.index_select(0, kept), t0.index_select(0, kept), t1.index_select(0, kept)
+
+
+def _march_cpu(grid, origins, dirs, t_near, t_far, schedule, jitter, max_samples):
+    """`march` by the C++ kernel where it applies (else None): float32 CPU tensors, at most one
+    cascade, a backend other than "torch", and a working build."""
+    from inr.backends import get_backend
+
+    tensors = [origins, dirs, t_near, t_far, schedule] + ([] if jitter is None else [jitter])
+    if get_backend() == "torch" or any(t.device.type != "cpu" or t.dtype != torch.float32 for t in tensors):
+        return None
+    if grid is not None and (grid.cascades != 1 or grid.binary.device.type != "cpu"):
+        return None
+    from kernels.cpu_loader import load_cpu_render
+
+    ext = load_cpu_render()
+    if ext is None:
+        return None
+    empty = torch.empty(0)
+    if grid is None:
+        occ, center, half, res = empty, empty, empty, 0
+    else:
+        occ, center, half, res = grid.binary[0], grid.center, grid.half_extent, grid.resolution
+    ray_indices, t0, t1 = ext.march(origins, dirs, t_near.reshape(-1), t_far.reshape(-1), schedule,
+                                    empty if jitter is None else jitter.reshape(-1),
+                                    -1 if max_samples is None else int(max_samples), occ, center, half, res)
+    return ray_indices, t0, t1
