@@ -121,7 +121,7 @@ def test_occupancy_grid_marks_a_box_and_skips_empty_space():
     assert (t1 - t0).max() <= 0.01 + 1e-6 and torch.all(t0[1:] >= t1[:-1] - 1e-6)
 
 
-@pytest.mark.parametrize("case", ["grid+jitter", "grid+max_samples", "no grid", "cone schedule"])
+@pytest.mark.parametrize("case", ["grid+jitter", "grid+max_samples", "no grid", "cone schedule", "3 cascades"])
 def test_cpu_march_kernel_equals_pytorch_march(case, monkeypatch):
     """The C++ march (backend auto on a CPU) returns exactly the PyTorch path's packed samples."""
     from inr.backends import get_backend, set_backend
@@ -131,16 +131,17 @@ def test_cpu_march_kernel_equals_pytorch_march(case, monkeypatch):
         pytest.skip("C++ CPU ray-marching extension unavailable")
     seed = int.from_bytes(__import__("os").urandom(4), "little")
     gen = torch.Generator().manual_seed(seed)
-    grid = OccupancyGrid(torch.tensor([-1.5, -1.5, -1.2, 1.5, 1.0, 1.5]), resolution=24)
-    grid.density = torch.rand(1, 24 ** 3, generator=gen) * 0.02  # about half the cells occupied
+    cascades = 3 if case == "3 cascades" else 1
+    grid = OccupancyGrid(torch.tensor([-1.5, -1.5, -1.2, 1.5, 1.0, 1.5]), resolution=24, cascades=cascades)
+    grid.density = torch.rand(cascades, 24 ** 3, generator=gen) * 0.02  # about half the cells occupied
     grid.refresh()
     n = 513
     o = torch.randn(n, 3, generator=gen) * 0.3 + torch.tensor([0.0, 0.0, 4.0])
     d = torch.nn.functional.normalize(torch.randn(n, 3, generator=gen) * 0.4 + torch.tensor([0.0, 0.0, -1.0]), dim=-1)
     near = torch.rand(n, generator=gen) * 2 + 1
-    far = near + torch.rand(n, generator=gen) * 5
+    far = near + torch.rand(n, generator=gen) * (5 if cascades == 1 else 12)  # out through the cascades
     far[:7] = near[:7] - 0.5  # empty rays
-    schedule = step_schedule(9.0, 0.01) if case != "cone schedule" else step_schedule(9.0, 0.01, cone_angle=1 / 64)
+    schedule = step_schedule(16.0, 0.01, cone_angle=1 / 64 if case in ("cone schedule", "3 cascades") else 0.0)
     jitter = torch.rand(n, generator=gen) if case != "grid+max_samples" else None
     args = (None if case == "no grid" else grid, o, d, near, far, schedule, jitter,
             5 if case == "grid+max_samples" else None)
@@ -161,14 +162,6 @@ def test_cpu_march_kernel_equals_pytorch_march(case, monkeypatch):
     assert ref[0].numel() > 0
     for a, b in zip(ref, got):
         assert a.dtype == b.dtype and torch.equal(a, b), f"seed {seed}"
-
-
-def test_cpu_march_leaves_several_cascades_to_pytorch():
-    import inr.render.occupancy as occ
-
-    grid = OccupancyGrid(torch.tensor([-1.0, -1.0, -1.0, 1.0, 1.0, 1.0]), resolution=8, cascades=2)
-    o, d = torch.zeros(2, 3), torch.tensor([[0.0, 0.0, 1.0], [1.0, 0.0, 0.0]])
-    assert occ._march_cpu(grid, o, d, torch.zeros(2), torch.ones(2), step_schedule(2.0, 0.1), None, None) is None
 
 
 def test_occupancy_decays_and_cascades_cover_a_larger_box():

@@ -1,5 +1,5 @@
 // Ray marching through an occupancy grid on the CPU: the packed samples of
-// `inr.render.occupancy.march` (one cascade), without its dense tensor of every candidate step.
+// `inr.render.occupancy.march`, without its dense tensor of every candidate step.
 //
 // Per ray (parallel over rays): the steps of `schedule` overlapping [near, far] (searchsorted as
 // the PyTorch path), each step's jittered interval [t0, t1] clipped to [near, far], kept when
@@ -17,24 +17,38 @@
 namespace {
 
 struct Grid {
-  const bool* binary = nullptr;  // [res^3] of the single cascade, or null: no occupancy test
+  const bool* binary = nullptr;  // [cascades, res^3], or null: no occupancy test
   float center[3], half[3];
   int64_t res = 0;
+  int cascades = 1;
   float half_res = 0.0f;  // 0.5 * res, as the PyTorch path's Python float times a float32 tensor
 
+  // OccupancyGrid._cells + occupied: the finest cascade holding the point (level = ceil(log2 of
+  // its extent), from the float's exponent, as there), then its cell.
   bool occupied(float px, float py, float pz) const {
     if (binary == nullptr) return true;
     const float p[3] = {px, py, pz};
-    float extent = 0.0f;
+    float u[3], extent = 0.0f;
+    for (int a = 0; a < 3; ++a) {
+      u[a] = (p[a] - center[a]) / half[a];
+      extent = std::max(extent, std::abs(u[a]));  // amax: NaN-free inputs assumed, as there
+    }
+    int64_t level = 0;
+    if (cascades == 1) {
+      if (!(extent <= 1.0f)) return false;
+    } else {
+      if (!(extent <= std::ldexp(1.0f, cascades - 1))) return false;
+      int e = 0;
+      const float m = std::frexp(std::max(extent, 1e-12f), &e);
+      level = std::min<int64_t>(std::max<int64_t>(m == 0.5f ? e - 1 : e, 0), cascades - 1);
+      for (int a = 0; a < 3; ++a) u[a] = std::ldexp(u[a], -static_cast<int>(level));
+    }
     int64_t ijk[3];
     for (int a = 0; a < 3; ++a) {
-      const float u = (p[a] - center[a]) / half[a];
-      extent = std::max(extent, std::abs(u));
-      int64_t c = static_cast<int64_t>((u + 1.0f) * half_res);  // .long(): truncation toward zero
+      const int64_t c = static_cast<int64_t>((u[a] + 1.0f) * half_res);  // .long(): toward zero
       ijk[a] = std::min(std::max<int64_t>(c, 0), res - 1);
     }
-    if (!(extent <= 1.0f)) return false;
-    return binary[(ijk[0] * res + ijk[1]) * res + ijk[2]];
+    return binary[level * res * res * res + (ijk[0] * res + ijk[1]) * res + ijk[2]];
   }
 };
 
@@ -71,12 +85,12 @@ void ray_samples(const Ray& r, const float* o, const float* d, float jit, float 
 }
 
 // origins, dirs [R, 3]; t_near, t_far, jitter [R] (jitter may be empty: 0); schedule [S + 1]
-// increasing; binary [res^3] bool or empty; center, half_extent [3]. Returns (ray_indices int64,
+// increasing; binary [cascades, res^3] bool or empty; center, half_extent [3]. Returns (ray_indices int64,
 // t_starts, t_ends).
 std::vector<torch::Tensor> march_cpu(torch::Tensor origins, torch::Tensor dirs, torch::Tensor t_near,
                                      torch::Tensor t_far, torch::Tensor schedule, torch::Tensor jitter,
                                      int64_t max_samples, torch::Tensor binary, torch::Tensor center,
-                                     torch::Tensor half_extent, int64_t resolution) {
+                                     torch::Tensor half_extent, int64_t resolution, int64_t cascades) {
   auto f32 = [](const torch::Tensor& t, const char* what) {
     TORCH_CHECK(t.device().is_cpu() && t.scalar_type() == torch::kFloat32, "march_cpu: ", what,
                 " must be a float32 CPU tensor");
@@ -99,9 +113,10 @@ std::vector<torch::Tensor> march_cpu(torch::Tensor origins, torch::Tensor dirs, 
   }
   Grid grid;
   if (binary.defined() && binary.numel() > 0) {
+    TORCH_CHECK(cascades >= 1 && cascades <= 32, "march_cpu: 1 to 32 cascades");
     TORCH_CHECK(binary.device().is_cpu() && binary.scalar_type() == torch::kBool &&
-                    binary.numel() == resolution * resolution * resolution,
-                "march_cpu: binary must be a bool CPU tensor of resolution^3 cells");
+                    binary.numel() == cascades * resolution * resolution * resolution,
+                "march_cpu: binary must be a bool CPU tensor of cascades * resolution^3 cells");
     binary = binary.contiguous();
     center = f32(center, "center");
     half_extent = f32(half_extent, "half_extent");
@@ -112,6 +127,7 @@ std::vector<torch::Tensor> march_cpu(torch::Tensor origins, torch::Tensor dirs, 
       grid.half[a] = half_extent.data_ptr<float>()[a];
     }
     grid.res = resolution;
+    grid.cascades = static_cast<int>(cascades);
     grid.half_res = static_cast<float>(0.5 * static_cast<double>(resolution));
   }
   const int64_t n_steps = schedule.numel() - 1;
@@ -160,5 +176,5 @@ std::vector<torch::Tensor> march_cpu(torch::Tensor origins, torch::Tensor dirs, 
 }  // namespace
 
 PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
-  m.def("march", &march_cpu, "packed occupancy-grid ray marching (CPU, one cascade)");
+  m.def("march", &march_cpu, "packed occupancy-grid ray marching (CPU)");
 }
