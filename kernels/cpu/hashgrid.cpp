@@ -18,8 +18,9 @@
 // build has no -march flags) the AVX2 path below runs instead: 8 points per vector for the index
 // and weight arithmetic (positions by float32 FMA, as tcnn's fmaf), points in tiles of 128 taken
 // level by level, 2-D dense levels with F = 2 by 16-byte row pairs, the x-gradient in its own
-// pass parallel over points (so results do not depend on the thread count). Outputs and gradients come from a buffer pool (pool.h): page faults
-// on fresh memory cost more than the encoding on the machines measured.
+// pass parallel over points (so results do not depend on the thread count). Outputs and
+// gradients come from a buffer pool (pool.h): page faults on fresh memory cost more than the
+// encoding on the machines measured. The backward of the backward (eikonal losses) is scalar.
 #include <torch/extension.h>
 #include <ATen/Parallel.h>
 
