@@ -178,6 +178,62 @@ def test_saved_activations_equal_recompute(monkeypatch, spec, instances):
         assert torch.equal(a, b), f"seed {seed}"
 
 
+def _eikonal_grads(op, x, params, spec, dtype):
+    """Gradients w.r.t. x and every parameter of an SDF-style loss: |f| plus an eikonal term on
+    dL/dx taken with create_graph=True (the double backward)."""
+    x = x.to(dtype).clone().requires_grad_(True)
+    p = {k: v.to(dtype).clone().requires_grad_(True) for k, v in params.items()}
+    f = op(x, p, spec)[..., 0]
+    (gx,) = torch.autograd.grad(f.sum(), x, create_graph=True)
+    loss = ((gx.norm(dim=-1) - 1) ** 2).mean() + f.abs().mean()
+    return torch.autograd.grad(loss, [x, *p.values()])
+
+
+@pytest.mark.parametrize("spec", [MLPSpec(3, (64, 64, 64), 1, activation="sine"),
+                                  MLPSpec(2, (17, 24), 1, activation="sine", w0_first=30.0, w0_hidden=2.0),
+                                  MLPSpec(3, (32, 32), 1, activation="relu"), MLPSpec(3, (16,), 2, activation="none"),
+                                  MLPSpec(3, (16, 16), 1, bias=False, activation="sine")],
+                         ids=["siren-sdf", "sine-w0s", "relu", "none", "no-bias"])
+def test_double_backward_eikonal(monkeypatch, spec):
+    """create_graph=True then a loss on dL/dx runs the C++ double backward (no PyTorch graph: both
+    fallbacks are switched off here), within the float32 PyTorch op's error of float64."""
+    def no_fallback(*_):
+        raise AssertionError("the PyTorch fallback ran")
+    monkeypatch.setattr(cpu_mlp, "graph_backward", no_fallback)
+    monkeypatch.setattr(cpu_mlp, "_grad_of_grad", no_fallback)
+    seed = _seed()
+    x, params, _ = _inputs(spec, (1500,), seed)
+    got = _eikonal_grads(cpu_mlp.mlp_cpu, x, params, spec, torch.float32)
+    monkeypatch.undo()
+    f32 = _eikonal_grads(mlp_forward, x, params, spec, torch.float32)
+    ref = _eikonal_grads(mlp_forward, x, params, spec, torch.float64)
+    for name, g, f, r in zip(["x", *params], got, f32, ref):
+        scale = r.abs().max().item()
+        err, err32 = (g.double() - r).abs().max().item(), (f.double() - r).abs().max().item()
+        factor = 8 if spec.activation == "sine" else 4
+        assert err <= factor * err32 + 1e-4 * scale, f"{name} (seed {seed}): err {err:.3g}, float32 torch {err32:.3g}"
+
+
+def test_double_backward_other_losses_through_pytorch():
+    """A loss on the parameter gradients themselves, and a third derivative, go through the
+    differentiable PyTorch op: same results as mlp_forward's autograd."""
+    spec = MLPSpec(3, (32, 32), 1, activation="sine")
+    seed = _seed()
+    x0, params, _ = _inputs(spec, (700,), seed)
+    results = []
+    for op, dtype in ((cpu_mlp.mlp_cpu, torch.float32), (mlp_forward, torch.float64)):
+        x = x0.to(dtype).clone().requires_grad_(True)
+        p = {k: v.to(dtype).clone().requires_grad_(True) for k, v in params.items()}
+        f = op(x, p, spec)[..., 0]
+        gx, gw = torch.autograd.grad(f.sum(), [x, p["layers.1.weight"]], create_graph=True)
+        (gxx,) = torch.autograd.grad((gx ** 2).sum(), x, create_graph=True)  # a third derivative next
+        loss = (gw ** 2).sum() + gxx.abs().sum()
+        got = torch.autograd.grad(loss, [x, *p.values()], allow_unused=True)  # the output bias is unused
+        results.append([torch.zeros_like(t) if g is None else g for g, t in zip(got, [x, *p.values()])])
+    for name, g, r in zip(["x", *params], *results):
+        assert torch.allclose(g.double(), r, rtol=1e-3, atol=1e-4 * r.abs().max().item()), f"{name} (seed {seed})"
+
+
 @pytest.mark.parametrize("simd", [-1, 0], ids=["auto", "portable"])
 def test_sincos_accuracy(ext, simd):
     """The kernel's sin/cos (what sine layers use) vs float64 of the same float32 t, |t| to 1e5."""

@@ -7,8 +7,10 @@ When gradients are wanted it also keeps every hidden layer's activations (up to 
 so the backward does not recompute them. Backward: takes those (or recomputes a chunk's forward)
 and back-propagates it; weight/bias gradients are summed per
 group of chunks (the grouping depends on N only) and the groups added in order, so 1 and 2 threads
-give bitwise-identical results. Double backward (create_graph=True) recomputes through
-`mlp_forward` (correct, not fast), as the blocked PyTorch op does.
+give bitwise-identical results. Double backward (create_graph=True): for losses on dL/dx
+(eikonal terms) with shared weights and output activation none, a C++ double backward
+(`_CpuMLPGrad`); otherwise it recomputes through `mlp_forward` (correct, not fast), as the
+blocked PyTorch op does.
 
 Per-instance weights (what hypernetworks produce): each instance's chunks run with its own weight
 set and its gradients are accumulated per instance, in 16 / B groups of its chunks added in order
@@ -22,7 +24,7 @@ from __future__ import annotations
 
 import torch
 
-from inr.nn.mlp import MLPSpec, Params
+from inr.nn.mlp import MLPSpec, Params, mlp_forward
 
 from .blocked import _layer_params, graph_backward
 
@@ -141,7 +143,13 @@ class _CpuMLP(torch.autograd.Function):
         x, *saved = ctx.saved_tensors
         it = iter(saved)
         flat = [next(it) if has else None for has in ctx.has_bias]
-        if torch.is_grad_enabled():  # double backward wanted: go through the differentiable op
+        if torch.is_grad_enabled():  # double backward wanted
+            if ctx.needs_input_grad[0] and _double_ok(x, spec):  # the C++ double backward (eikonal losses)
+                need_w = any(ctx.needs_input_grad[3:])
+                saved = ctx.activations if ctx.activations is not None else _NONE  # kept for the outer backward
+                gx, *grads = _CpuMLPGrad.apply(x, gy.contiguous(), spec, chunk, need_w, saved, *flat)
+                grads = [g if need else None for g, need in zip(grads, ctx.needs_input_grad[3:])]
+                return (gx, None, None, *grads)
             return graph_backward(x, flat, spec, gy, ctx.needs_input_grad)
         need_x = ctx.needs_input_grad[0]
         need_w = any(ctx.needs_input_grad[3:])
@@ -157,6 +165,81 @@ class _CpuMLP(torch.autograd.Function):
             grads.append(dbs[i] if need_w and spec.bias else None)
         grads = [g if need else None for g, need in zip(grads, ctx.needs_input_grad[3:])]
         return (gx if need_x else None, None, None, *grads)
+
+
+def _double_ok(x: torch.Tensor, spec: MLPSpec) -> bool:
+    """Whether `mlp_double_backward` takes this MLP: shared weights (x [N, d]), hidden activation
+    relu, sine or none, output activation none."""
+    return x.dim() == 2 and spec.output_activation == "none" and spec.activation in ("relu", "sine", "none")
+
+
+class _CpuMLPGrad(torch.autograd.Function):
+    """The C++ backward (dL/dx and the parameter gradients) as a differentiable function of
+    (x, gy, parameters): a loss on dL/dx (an eikonal term) then back-propagates through the C++
+    double backward (`mlp_double_backward`: forward tangents along the upstream gradient, then a
+    reverse pass) instead of a PyTorch graph. Losses on the parameter gradients themselves, and
+    third derivatives, go through the differentiable PyTorch op (`_grad_of_grad`)."""
+
+    @staticmethod
+    def forward(ctx, x, gy, spec, chunk, need_w, saved, *flat):
+        ctx.set_materialize_grads(False)  # unused outputs (the parameter gradients of an eikonal term) arrive as None
+        ctx.spec, ctx.chunk = spec, chunk
+        ctx.has = [p is not None for p in flat]
+        ctx.save_for_backward(x, gy, *[p for p in flat if p is not None])
+        acts, w0s = _codes(spec)
+        weights = [flat[2 * i].contiguous() for i in range(spec.n_layers)]
+        biases = [flat[2 * i + 1].contiguous() for i in range(spec.n_layers)] if spec.bias else []
+        gx, dws, dbs = _ext().mlp_backward(x, weights, biases, acts, w0s, gy, True, need_w, chunk, saved)
+        grads: list[torch.Tensor | None] = []
+        for i in range(spec.n_layers):
+            grads.append(dws[i] if need_w else None)
+            grads.append(dbs[i] if need_w and spec.bias else None)
+        return (gx, *grads)
+
+    @staticmethod
+    def backward(ctx, ggx, *ggflat):
+        spec, chunk = ctx.spec, ctx.chunk
+        x, gy, *saved = ctx.saved_tensors
+        it = iter(saved)
+        flat = [next(it) if has else None for has in ctx.has]
+        needs = ctx.needs_input_grad
+        nothing = (None,) * (6 + len(flat))
+        if ggx is None and all(g is None for g in ggflat):
+            return nothing
+        if torch.is_grad_enabled() or ggx is None or any(g is not None for g in ggflat):
+            return _grad_of_grad(x, gy, flat, spec, ggx, ggflat, needs)
+        acts, w0s = _codes(spec)
+        weights = [flat[2 * i].contiguous() for i in range(spec.n_layers)]
+        biases = [flat[2 * i + 1].contiguous() for i in range(spec.n_layers)] if spec.bias else []
+        need_w = any(needs[6:])
+        gx2, dws, dbs, ggy = _ext().mlp_double_backward(x, weights, biases, acts, w0s, gy, ggx.contiguous(), needs[0],
+                                                       need_w, needs[1], chunk)
+        grads: list[torch.Tensor | None] = []
+        for i in range(spec.n_layers):
+            grads.append(dws[i] if need_w else None)
+            grads.append(dbs[i] if need_w and spec.bias else None)
+        grads = [g if need else None for g, need in zip(grads, needs[6:])]
+        return (gx2 if needs[0] else None, ggy if needs[1] else None, None, None, None, None, *grads)
+
+
+def _grad_of_grad(x, gy, flat, spec, ggx, ggflat, needs):
+    """`_CpuMLPGrad.backward` through the differentiable PyTorch op (any order)."""
+    params = {}
+    for i in range(spec.n_layers):
+        params[f"layers.{i}.weight"] = flat[2 * i]
+        if flat[2 * i + 1] is not None:
+            params[f"layers.{i}.bias"] = flat[2 * i + 1]
+    with torch.enable_grad():
+        firsts_of = [(t, g) for t, g in zip([x, *flat], [ggx, *ggflat]) if t is not None and t.requires_grad]
+        y = mlp_forward(x, params, spec)
+        firsts = torch.autograd.grad(y, [t for t, _ in firsts_of], gy, create_graph=True, allow_unused=True)
+        pairs = [(f, g) for f, (_, g) in zip(firsts, firsts_of) if f is not None and g is not None and f.requires_grad]
+        wrt = [t for t, need in zip([x, gy, *flat], [needs[0], needs[1], *needs[6:]]) if need]
+        got = iter(torch.autograd.grad([f for f, _ in pairs], wrt, [g for _, g in pairs],
+                                       create_graph=torch.is_grad_enabled(), allow_unused=True)
+                   if pairs else [None] * len(wrt))
+    out = [next(got) if need else None for need in [needs[0], needs[1], *needs[6:]]]
+    return (out[0], out[1], None, None, None, None, *out[2:])
 
 
 def mlp_cpu(x: torch.Tensor, params: Params, spec: MLPSpec, chunk: int = CHUNK) -> torch.Tensor:

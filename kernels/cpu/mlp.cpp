@@ -79,6 +79,26 @@ struct Scratch {
   }
 };
 
+// Buffers of the double backward (double_backward_chunk): per layer input h, tangent t and per
+// layer output pre-activation z, tangent zt; four adjoint buffers.
+struct Scratch2 {
+  std::vector<float> mem;
+  std::vector<float*> h, t, z, zt, a;
+  explicit Scratch2(const Net& net) {
+    const int64_t P = net.chunk;
+    int64_t total = 4 * P * net.maxp;
+    for (int l = 0; l <= net.L; ++l) total += 4 * P * net.wp[l];
+    mem.assign(total, 0.0f);
+    float* p = mem.data();
+    for (int l = 0; l <= net.L; ++l)
+      for (auto* v : {&h, &t, &z, &zt}) {
+        v->push_back(p);
+        p += P * net.wp[l];
+      }
+    for (int k = 0; k < 4; ++k, p += P * net.maxp) a.push_back(p);
+  }
+};
+
 namespace portable {
 #define INR_MLP_AVX2 0
 #include "mlp_impl.h"
@@ -347,6 +367,85 @@ std::tuple<torch::Tensor, std::vector<torch::Tensor>, std::vector<torch::Tensor>
   return {gx, dws, dbs};
 }
 
+// Double backward for losses on dL/dx (shared weights, output activation none): v = the upstream
+// gradient of gx. Returns (d/dx or undefined, [d/dW_l], [d/db_l], d/dgy or undefined). Weight
+// gradients are summed per group of chunks fixed by N and added in order, as mlp_backward.
+std::tuple<torch::Tensor, std::vector<torch::Tensor>, std::vector<torch::Tensor>, torch::Tensor> mlp_double_backward(
+    const torch::Tensor& x, const std::vector<torch::Tensor>& weights, const std::vector<torch::Tensor>& biases,
+    const std::vector<int64_t>& acts, const std::vector<double>& w0s, const torch::Tensor& gy, const torch::Tensor& v,
+    bool need_x, bool need_w, bool need_gy, int64_t chunk) {
+  const Net net = make_net(x, weights, biases, acts, w0s, chunk);
+  TORCH_CHECK(net.nw == 1 && x.dim() == 2, "mlp_cpu: the double backward takes shared weights and x [N, d]");
+  TORCH_CHECK(net.act[net.L - 1] == kNone, "mlp_cpu: the double backward needs output activation none");
+  const int64_t n = x.size(0), din = net.w[0], dout = net.w[net.L];
+  TORCH_CHECK(gy.scalar_type() == torch::kFloat32 && gy.is_contiguous() && gy.dim() == 2 && gy.size(0) == n &&
+                  gy.size(1) == dout, "mlp_cpu: gy must be contiguous float32 [N, d_out]");
+  TORCH_CHECK(v.scalar_type() == torch::kFloat32 && v.is_contiguous() && v.sizes() == x.sizes(),
+              "mlp_cpu: v must be contiguous float32 shaped like x");
+  torch::Tensor gx2, ggy;
+  if (need_x) gx2 = torch::empty(x.sizes(), x.options());
+  if (need_gy) ggy = torch::empty(gy.sizes(), x.options());
+  const int64_t nc = (n + chunk - 1) / chunk;
+  const int64_t G = std::max<int64_t>(1, std::min<int64_t>(kMaxGroups, nc));
+  std::vector<int64_t> woff, boff;
+  int64_t per_group = 0;
+  for (int l = 0; l < net.L; ++l) {
+    woff.push_back(per_group);
+    per_group += net.w[l + 1] * net.wp[l];
+    boff.push_back(per_group);
+    per_group += net.wp[l + 1];
+  }
+  std::vector<float> acc(need_w ? G * per_group : 0, 0.0f);
+  const bool simd = use_avx2();
+  if (n > 0) {
+    at::parallel_for(0, G, 1, [&](int64_t g0, int64_t g1) {
+      Scratch2 s(net);
+      std::vector<float*> dW(net.L, nullptr), dB(net.L, nullptr);
+      for (int64_t g = g0; g < g1; ++g) {
+        if (need_w)
+          for (int l = 0; l < net.L; ++l) {
+            dW[l] = acc.data() + g * per_group + woff[l];
+            dB[l] = acc.data() + g * per_group + boff[l];
+          }
+        for (int64_t t = g * nc / G; t < (g + 1) * nc / G; ++t) {
+          const int64_t r0 = t * chunk;
+          const int rows = static_cast<int>(std::min(chunk, n - r0));
+          const float* xc = x.data_ptr<float>() + r0 * din;
+          const float* vc = v.data_ptr<float>() + r0 * din;
+          const float* gc = gy.data_ptr<float>() + r0 * dout;
+          float* gx2c = need_x ? gx2.data_ptr<float>() + r0 * din : nullptr;
+          float* ggyc = need_gy ? ggy.data_ptr<float>() + r0 * dout : nullptr;
+#if INR_HAVE_AVX2_PATH
+          if (simd) {
+            avx2::double_backward_chunk(net, xc, vc, gc, rows, dW.data(), dB.data(), need_w, gx2c, ggyc, s);
+            continue;
+          }
+#endif
+          portable::double_backward_chunk(net, xc, vc, gc, rows, dW.data(), dB.data(), need_w, gx2c, ggyc, s);
+        }
+      }
+    });
+  }
+  std::vector<torch::Tensor> dws, dbs;
+  if (need_w) {
+    for (int64_t g = 1; g < G; ++g)
+      for (int64_t i = 0; i < per_group; ++i) acc[i] += acc[g * per_group + i];
+    for (int l = 0; l < net.L; ++l) {
+      const int64_t in = net.w[l], out = net.w[l + 1], ip = net.wp[l];
+      auto dw = torch::empty({out, in}, x.options());
+      for (int64_t o = 0; o < out; ++o)
+        for (int64_t i = 0; i < in; ++i) dw.data_ptr<float>()[o * in + i] = acc[woff[l] + o * ip + i];
+      dws.push_back(dw);
+      if (net.has_bias) {
+        auto db = torch::empty({out}, x.options());
+        std::copy_n(acc.data() + boff[l], out, db.data_ptr<float>());
+        dbs.push_back(db);
+      }
+    }
+  }
+  return {gx2, dws, dbs, ggy};
+}
+
 // sin and cos of a float32 tensor through the kernel's own routine (AVX2 where available, else
 // libm), so tests can measure its accuracy directly.
 std::tuple<torch::Tensor, torch::Tensor> sincos_tensor(const torch::Tensor& t) {
@@ -375,6 +474,8 @@ std::tuple<torch::Tensor, torch::Tensor> sincos_tensor(const torch::Tensor& t) {
 PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
   m.def("mlp_forward", &mlp_forward, "fused MLP forward (CPU, float32 weights shared or per instance): (y, saved)");
   m.def("mlp_backward", &mlp_backward, "fused MLP backward: (dx, [dW], [db]) (CPU); saved: the forward's or empty");
+  m.def("mlp_double_backward", &mlp_double_backward,
+        "double backward for losses on dL/dx: (d x, [d W], [d b], d gy) (CPU, shared weights, output none)");
   m.def("sincos", &sincos_tensor, "(sin t, cos t) by the kernel's vectorised routine (CPU float32)");
   m.def("set_simd", [](int mode) { g_simd.store(mode); }, "AVX2 path: -1 auto, 0 never, 1 where possible");
   m.def("simd_available", &cpu_has_avx2, "whether this CPU can run the AVX2/FMA path");

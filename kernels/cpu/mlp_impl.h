@@ -328,3 +328,116 @@ inline void backward_chunk(const Net& net, int64_t b, const float* x, const floa
       for (int64_t j = 0; j < din; ++j) gx[r * din + j] = g[r * ip + j];
   }
 }
+
+// Double backward of one chunk for losses on dL/dx (eikonal terms), shared weights, output
+// activation none. With v = the upstream gradient of gx = J^T gy, the loss term is
+// <v, J^T gy> = <gy, J v>: a forward pass carrying tangents t = dh/dx v next to the values, then a
+// reverse pass through both. Adds d/dW and d/db into dW, dB; writes d/dx (gx2) and d/dgy = J v
+// (ggy) rows when asked.
+//   forward:  z = W h + b, zt = W t;  h' = a(z), t' = a'(z) zt
+//   reverse:  dW += zt_bar^T t + z_bar^T h,  db += colsum z_bar,  t_bar = zt_bar W,  h_bar = z_bar W
+//             zt_bar = a'(z) t_bar,  z_bar = a'(z) h_bar + a''(z) zt t_bar   (starting zt_bar = gy)
+// Sine: a' = w0 cos(w0 z) (kept in place of z), a'' = -w0^2 sin(w0 z) = -w0^2 h.
+inline void double_backward_chunk(const Net& net, const float* x, const float* v, const float* gy, int rows,
+                                  float* const* dW, float* const* dB, bool need_w, float* gx2, float* ggy,
+                                  Scratch2& s) {
+  const int L = net.L;
+  const int64_t din = net.w[0], ip0 = net.wp[0];
+  for (int r = 0; r < rows; ++r)
+    for (int64_t j = 0; j < ip0; ++j) {
+      s.h[0][r * ip0 + j] = j < din ? x[r * din + j] : 0.0f;
+      s.t[0][r * ip0 + j] = j < din ? v[r * din + j] : 0.0f;
+    }
+  for (int l = 0; l < L; ++l) {
+    const int64_t op = net.wp[l + 1];
+    const int K = static_cast<int>(net.w[l]);
+    float* z = s.z[l + 1];
+    float* zt = s.zt[l + 1];
+    gemm(rows, static_cast<int>(op), K, s.h[l], net.wp[l], 1, net.wt(l, 0), op, z, op,
+         net.has_bias ? net.b(l, 0) : nullptr, false);
+    gemm(rows, static_cast<int>(op), K, s.t[l], net.wp[l], 1, net.wt(l, 0), op, zt, op, nullptr, false);
+    if (l == L - 1) break;  // output activation none: y = z, J v = zt
+    float* h = s.h[l + 1];
+    float* t = s.t[l + 1];
+    const int64_t count = rows * op;
+    switch (net.act[l]) {
+      case kRelu:
+        for (int64_t i = 0; i < count; ++i) {
+          const bool on = z[i] > 0.0f;
+          h[i] = on ? z[i] : 0.0f;
+          t[i] = on ? zt[i] : 0.0f;
+        }
+        break;
+      case kSine:
+        activate_keep(kSine, net.w0[l], z, h, count);  // h = sin(w0 z), z := w0 cos(w0 z)
+        for (int64_t i = 0; i < count; ++i) t[i] = z[i] * zt[i];
+        break;
+      default:
+        for (int64_t i = 0; i < count; ++i) {
+          h[i] = z[i];
+          t[i] = zt[i];
+        }
+    }
+  }
+  const int64_t dout = net.w[L], opL = net.wp[L];
+  if (ggy != nullptr)
+    for (int r = 0; r < rows; ++r)
+      for (int64_t j = 0; j < dout; ++j) ggy[r * dout + j] = s.zt[L][r * opL + j];
+  // reverse: adjoints of zt and z of the current layer, [rows, out_p]
+  float* ztb = s.a[0];
+  float* zb = s.a[1];
+  float* tb = s.a[2];
+  float* hb = s.a[3];
+  for (int r = 0; r < rows; ++r)
+    for (int64_t j = 0; j < opL; ++j) {
+      ztb[r * opL + j] = j < dout ? gy[r * dout + j] : 0.0f;
+      zb[r * opL + j] = 0.0f;
+    }
+  for (int l = L - 1; l >= 0; --l) {
+    const int64_t op = net.wp[l + 1], ip = net.wp[l];
+    const int out = static_cast<int>(net.w[l + 1]);
+    if (need_w) {
+      gemm(out, static_cast<int>(ip), rows, ztb, 1, op, s.t[l], ip, dW[l], ip, nullptr, true);
+      gemm(out, static_cast<int>(ip), rows, zb, 1, op, s.h[l], ip, dW[l], ip, nullptr, true);
+      if (net.has_bias) {
+        float* db = dB[l];
+        for (int r = 0; r < rows; ++r)
+          for (int o = 0; o < out; ++o) db[o] += zb[r * op + o];
+      }
+    }
+    if (l == 0 && gx2 == nullptr) break;
+    gemm(rows, static_cast<int>(ip), out, zb, op, 1, net.wpad(l, 0), ip, hb, ip, nullptr, false);
+    if (l == 0) break;
+    gemm(rows, static_cast<int>(ip), out, ztb, op, 1, net.wpad(l, 0), ip, tb, ip, nullptr, false);
+    // through the activation of layer l - 1 (its pre-activation z[l], tangent zt[l], output h[l])
+    const float* z = s.z[l];
+    const float* zt = s.zt[l];
+    const float* h = s.h[l];
+    const int64_t count = rows * ip;
+    switch (net.act[l - 1]) {
+      case kRelu:
+        for (int64_t i = 0; i < count; ++i) {
+          const bool on = z[i] > 0.0f;
+          ztb[i] = on ? tb[i] : 0.0f;
+          zb[i] = on ? hb[i] : 0.0f;
+        }
+        break;
+      case kSine: {
+        const float c2 = -net.w0[l - 1] * net.w0[l - 1];
+        for (int64_t i = 0; i < count; ++i) {  // z holds w0 cos(w0 z) here
+          ztb[i] = z[i] * tb[i];
+          zb[i] = z[i] * hb[i] + c2 * h[i] * zt[i] * tb[i];
+        }
+        break;
+      }
+      default:
+        for (int64_t i = 0; i < count; ++i) {
+          ztb[i] = tb[i];
+          zb[i] = hb[i];
+        }
+    }
+  }
+  if (gx2 != nullptr)
+    for (int r = 0; r < rows; ++r)
+      for (int64_t j = 0; j < din; ++j) gx2[r * din + j] = hb[r * ip0 + j];
+}
