@@ -124,6 +124,21 @@ def _codes(spec: MLPSpec) -> tuple[list[int], list[float]]:
 _NONE = torch.empty(0)
 
 
+def _weights_biases(flat, spec: MLPSpec) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
+    """Contiguous per-layer weights and biases (empty without biases) from the flat parameter list."""
+    weights = [flat[2 * i].contiguous() for i in range(spec.n_layers)]
+    return weights, ([flat[2 * i + 1].contiguous() for i in range(spec.n_layers)] if spec.bias else [])
+
+
+def _flat_grads(dws, dbs, spec: MLPSpec, need_w: bool) -> list[torch.Tensor | None]:
+    """The kernel's weight and bias gradients in the flat parameter order (None where not computed)."""
+    grads: list[torch.Tensor | None] = []
+    for i in range(spec.n_layers):
+        grads.append(dws[i] if need_w else None)
+        grads.append(dbs[i] if need_w and spec.bias else None)
+    return grads
+
+
 class _CpuMLP(torch.autograd.Function):
     @staticmethod
     def forward(ctx, x, spec, chunk, *flat):
@@ -131,8 +146,7 @@ class _CpuMLP(torch.autograd.Function):
         ctx.has_bias = [p is not None for p in flat]
         ctx.save_for_backward(x, *[p for p in flat if p is not None])
         acts, w0s = _codes(spec)
-        weights = [flat[2 * i].contiguous() for i in range(spec.n_layers)]
-        biases = [flat[2 * i + 1].contiguous() for i in range(spec.n_layers)] if spec.bias else []
+        weights, biases = _weights_biases(flat, spec)
         keep = SAVE_MAX_BYTES if any(ctx.needs_input_grad) else 0
         y, ctx.activations = _ext().mlp_forward(x, weights, biases, acts, w0s, chunk, keep)
         return y
@@ -154,15 +168,11 @@ class _CpuMLP(torch.autograd.Function):
         need_x = ctx.needs_input_grad[0]
         need_w = any(ctx.needs_input_grad[3:])
         acts, w0s = _codes(spec)
-        weights = [flat[2 * i].contiguous() for i in range(spec.n_layers)]
-        biases = [flat[2 * i + 1].contiguous() for i in range(spec.n_layers)] if spec.bias else []
+        weights, biases = _weights_biases(flat, spec)
         saved = ctx.activations if ctx.activations is not None else _NONE
         ctx.activations = None  # freed (back to the kernels' buffer pool) once used
         gx, dws, dbs = _ext().mlp_backward(x, weights, biases, acts, w0s, gy.contiguous(), need_x, need_w, chunk, saved)
-        grads: list[torch.Tensor | None] = []
-        for i in range(spec.n_layers):
-            grads.append(dws[i] if need_w else None)
-            grads.append(dbs[i] if need_w and spec.bias else None)
+        grads = _flat_grads(dws, dbs, spec, need_w)
         grads = [g if need else None for g, need in zip(grads, ctx.needs_input_grad[3:])]
         return (gx if need_x else None, None, None, *grads)
 
@@ -187,13 +197,9 @@ class _CpuMLPGrad(torch.autograd.Function):
         ctx.has = [p is not None for p in flat]
         ctx.save_for_backward(x, gy, *[p for p in flat if p is not None])
         acts, w0s = _codes(spec)
-        weights = [flat[2 * i].contiguous() for i in range(spec.n_layers)]
-        biases = [flat[2 * i + 1].contiguous() for i in range(spec.n_layers)] if spec.bias else []
+        weights, biases = _weights_biases(flat, spec)
         gx, dws, dbs = _ext().mlp_backward(x, weights, biases, acts, w0s, gy, True, need_w, chunk, saved)
-        grads: list[torch.Tensor | None] = []
-        for i in range(spec.n_layers):
-            grads.append(dws[i] if need_w else None)
-            grads.append(dbs[i] if need_w and spec.bias else None)
+        grads = _flat_grads(dws, dbs, spec, need_w)
         return (gx, *grads)
 
     @staticmethod
@@ -209,15 +215,11 @@ class _CpuMLPGrad(torch.autograd.Function):
         if torch.is_grad_enabled() or ggx is None or any(g is not None for g in ggflat):
             return _grad_of_grad(x, gy, flat, spec, ggx, ggflat, needs)
         acts, w0s = _codes(spec)
-        weights = [flat[2 * i].contiguous() for i in range(spec.n_layers)]
-        biases = [flat[2 * i + 1].contiguous() for i in range(spec.n_layers)] if spec.bias else []
+        weights, biases = _weights_biases(flat, spec)
         need_w = any(needs[6:])
         gx2, dws, dbs, ggy = _ext().mlp_double_backward(x, weights, biases, acts, w0s, gy, ggx.contiguous(), needs[0],
                                                        need_w, needs[1], chunk)
-        grads: list[torch.Tensor | None] = []
-        for i in range(spec.n_layers):
-            grads.append(dws[i] if need_w else None)
-            grads.append(dbs[i] if need_w and spec.bias else None)
+        grads = _flat_grads(dws, dbs, spec, need_w)
         grads = [g if need else None for g, need in zip(grads, needs[6:])]
         return (gx2 if needs[0] else None, ggy if needs[1] else None, None, None, None, None, *grads)
 
