@@ -24,6 +24,7 @@
 #include <torch/extension.h>
 #include <ATen/Parallel.h>
 
+#include "cpu_features.h"
 #include "pool.h"
 
 #include <algorithm>
@@ -32,12 +33,8 @@
 #include <cstdint>
 #include <vector>
 
-#if defined(__x86_64__) && defined(__GNUC__)
-#include <immintrin.h>
-#define INR_HAVE_AVX2_PATH 1
+#if INR_HAVE_AVX2_PATH
 #define INR_AVX2 __attribute__((target("avx2,fma")))
-#else
-#define INR_HAVE_AVX2_PATH 0
 #endif
 
 namespace {
@@ -344,17 +341,7 @@ void backward2_impl(const float* x, const float* table, const float* dout, const
 
 std::atomic<int> g_simd{-1};  // -1: auto (use when the CPU has AVX2+FMA), 0: never, 1: when possible
 
-bool cpu_has_avx2() {
-#if INR_HAVE_AVX2_PATH
-  static const bool ok = [] {
-    __builtin_cpu_init();
-    return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
-  }();
-  return ok;
-#else
-  return false;
-#endif
-}
+using inr_cpu::cpu_has_avx2;
 
 // Whether the AVX2 path may run: the CPU has it, it is not switched off, and every level's index
 // arithmetic fits its reduction: hashed levels are masked (2^T rows), dense ones reduced by one

@@ -21,16 +21,11 @@
 #include <atomic>
 #include <cmath>
 #include <cstdint>
+#include <tuple>
 #include <vector>
 
+#include "cpu_features.h"
 #include "pool.h"
-
-#if defined(__x86_64__) && defined(__GNUC__)
-#include <immintrin.h>
-#define INR_HAVE_AVX2_PATH 1
-#else
-#define INR_HAVE_AVX2_PATH 0
-#endif
 
 namespace {
 
@@ -118,17 +113,7 @@ namespace avx2 {
 
 std::atomic<int> g_simd{-1};  // -1: auto, 0: never, 1: where the CPU has it
 
-bool cpu_has_avx2() {
-#if INR_HAVE_AVX2_PATH
-  static const bool ok = [] {
-    __builtin_cpu_init();
-    return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
-  }();
-  return ok;
-#else
-  return false;
-#endif
-}
+using inr_cpu::cpu_has_avx2;
 
 bool use_avx2() { return g_simd.load() != 0 && cpu_has_avx2(); }
 
@@ -255,6 +240,61 @@ std::tuple<torch::Tensor, torch::Tensor> mlp_forward(const torch::Tensor& x, con
   return {y, saved};
 }
 
+// Weight/bias gradient accumulators of `groups` groups of chunks: per group and layer, padded dW
+// [out, in_p] then db [out_p]. `tensors` adds each output's `per_out` consecutive groups in order
+// (so the sum does not depend on which thread ran which group) and unpads them into dW [nout?,
+// out, in] and db [nout?, out] tensors.
+struct GradAcc {
+  std::vector<int64_t> woff, boff;
+  int64_t per_group = 0;
+  std::vector<float> acc;
+
+  GradAcc(const Net& net, int64_t groups, bool on) {
+    for (int l = 0; l < net.L; ++l) {
+      woff.push_back(per_group);
+      per_group += net.w[l + 1] * net.wp[l];
+      boff.push_back(per_group);
+      per_group += net.wp[l + 1];
+    }
+    if (on) acc.assign(groups * per_group, 0.0f);
+  }
+  // Group g's dW / db pointers per layer (null when not accumulating).
+  void pointers(int64_t g, std::vector<float*>& dW, std::vector<float*>& dB) {
+    for (size_t l = 0; l < dW.size(); ++l) {
+      dW[l] = acc.empty() ? nullptr : acc.data() + g * per_group + woff[l];
+      dB[l] = acc.empty() ? nullptr : acc.data() + g * per_group + boff[l];
+    }
+  }
+  std::pair<std::vector<torch::Tensor>, std::vector<torch::Tensor>> tensors(const Net& net, int64_t nout,
+                                                                            int64_t per_out, bool inst,
+                                                                            const torch::TensorOptions& opts) {
+    for (int64_t b = 0; b < nout; ++b) {
+      float* dst = acc.data() + b * per_out * per_group;
+      for (int64_t g = 1; g < per_out; ++g) {
+        const float* src = dst + g * per_group;
+        for (int64_t i = 0; i < per_group; ++i) dst[i] += src[i];
+      }
+    }
+    std::vector<torch::Tensor> dws, dbs;
+    for (int l = 0; l < net.L; ++l) {
+      const int64_t in = net.w[l], out = net.w[l + 1], ip = net.wp[l];
+      auto dw = inst ? torch::empty({nout, out, in}, opts) : torch::empty({out, in}, opts);
+      torch::Tensor db;
+      if (net.has_bias) db = inst ? torch::empty({nout, out}, opts) : torch::empty({out}, opts);
+      for (int64_t b = 0; b < nout; ++b) {
+        const float* a = acc.data() + b * per_out * per_group;
+        float* d = dw.data_ptr<float>() + b * out * in;
+        for (int64_t o = 0; o < out; ++o)
+          for (int64_t i = 0; i < in; ++i) d[o * in + i] = a[woff[l] + o * ip + i];
+        if (net.has_bias) std::copy_n(a + boff[l], out, db.data_ptr<float>() + b * out);
+      }
+      dws.push_back(dw);
+      if (net.has_bias) dbs.push_back(db);
+    }
+    return {dws, dbs};
+  }
+};
+
 // Returns (gx or undefined, [dW_l], [db_l]) where the weight lists are empty unless need_w.
 // Shared weights: dW/db summed over groups of chunks fixed by N, groups added in order. Per-instance
 // weights: each instance's chunks in gpi groups (fixed by B and N), added in order per instance,
@@ -285,16 +325,7 @@ std::tuple<torch::Tensor, std::vector<torch::Tensor>, std::vector<torch::Tensor>
   // groups, gpi = 16 / B (at least 1), so a few instances still keep both cores busy.
   const int64_t gpi = inst ? std::max<int64_t>(1, std::min<int64_t>(nc, kMaxGroups / nb)) : 1;
   const int64_t G = !need_w ? 1 : inst ? nb * gpi : std::max<int64_t>(1, std::min<int64_t>(kMaxGroups, nc));
-  // Per-group accumulators: padded dW [out, in_p] and db [out_p], each layer.
-  std::vector<int64_t> woff, boff;
-  int64_t per_group = 0;
-  for (int l = 0; l < net.L; ++l) {
-    woff.push_back(per_group);
-    per_group += net.w[l + 1] * net.wp[l];
-    boff.push_back(per_group);
-    per_group += net.wp[l + 1];
-  }
-  std::vector<float> acc(need_w ? G * per_group : 0, 0.0f);
+  GradAcc acc(net, G, need_w);
   const float* xp = x.data_ptr<float>();
   const float* gp = gy.data_ptr<float>();
   float* gxp = need_x ? gx.data_ptr<float>() : nullptr;
@@ -302,12 +333,7 @@ std::tuple<torch::Tensor, std::vector<torch::Tensor>, std::vector<torch::Tensor>
   // Chunks [tbegin, tend) of the flattened (instance, chunk) order, into group `gidx`.
   auto run_group = [&](int64_t gidx, int64_t tbegin, int64_t tend, Scratch& s) {
     std::vector<float*> dW(net.L, nullptr), dB(net.L, nullptr);
-    if (need_w) {
-      for (int l = 0; l < net.L; ++l) {
-        dW[l] = acc.data() + gidx * per_group + woff[l];
-        dB[l] = acc.data() + gidx * per_group + boff[l];
-      }
-    }
+    acc.pointers(gidx, dW, dB);
     for (int64_t t = tbegin; t < tend; ++t) {
       const int64_t b = t / nc, r0 = (t % nc) * chunk, row = b * n + r0;
       const int rows = static_cast<int>(std::min(chunk, n - r0));
@@ -337,33 +363,8 @@ std::tuple<torch::Tensor, std::vector<torch::Tensor>, std::vector<torch::Tensor>
     }
   }
   std::vector<torch::Tensor> dws, dbs;
-  if (need_w) {
-    // Groups added in order (independent of the thread count): all G into group 0 for shared
-    // weights; per instance, its gpi groups into its first.
-    const int64_t per_out = inst ? gpi : G, nout = inst ? nb : 1;
-    for (int64_t b = 0; b < nout; ++b) {
-      float* dst = acc.data() + b * per_out * per_group;
-      for (int64_t g = 1; g < per_out; ++g) {
-        const float* src = dst + g * per_group;
-        for (int64_t i = 0; i < per_group; ++i) dst[i] += src[i];
-      }
-    }
-    for (int l = 0; l < net.L; ++l) {
-      const int64_t in = net.w[l], out = net.w[l + 1], ip = net.wp[l];
-      auto dw = inst ? torch::empty({nb, out, in}, x.options()) : torch::empty({out, in}, x.options());
-      torch::Tensor db;
-      if (net.has_bias) db = inst ? torch::empty({nb, out}, x.options()) : torch::empty({out}, x.options());
-      for (int64_t b = 0; b < nout; ++b) {
-        const float* a = acc.data() + b * per_out * per_group;
-        float* d = dw.data_ptr<float>() + b * out * in;
-        for (int64_t o = 0; o < out; ++o)
-          for (int64_t i = 0; i < in; ++i) d[o * in + i] = a[woff[l] + o * ip + i];
-        if (net.has_bias) std::copy_n(a + boff[l], out, db.data_ptr<float>() + b * out);
-      }
-      dws.push_back(dw);
-      if (net.has_bias) dbs.push_back(db);
-    }
-  }
+  // Shared weights: all G groups into one output; per instance: each instance's gpi groups.
+  if (need_w) std::tie(dws, dbs) = acc.tensors(net, inst ? nb : 1, inst ? gpi : G, inst, x.options());
   return {gx, dws, dbs};
 }
 
@@ -387,26 +388,14 @@ std::tuple<torch::Tensor, std::vector<torch::Tensor>, std::vector<torch::Tensor>
   if (need_gy) ggy = torch::empty(gy.sizes(), x.options());
   const int64_t nc = (n + chunk - 1) / chunk;
   const int64_t G = std::max<int64_t>(1, std::min<int64_t>(kMaxGroups, nc));
-  std::vector<int64_t> woff, boff;
-  int64_t per_group = 0;
-  for (int l = 0; l < net.L; ++l) {
-    woff.push_back(per_group);
-    per_group += net.w[l + 1] * net.wp[l];
-    boff.push_back(per_group);
-    per_group += net.wp[l + 1];
-  }
-  std::vector<float> acc(need_w ? G * per_group : 0, 0.0f);
+  GradAcc acc(net, G, need_w);
   const bool simd = use_avx2();
   if (n > 0) {
     at::parallel_for(0, G, 1, [&](int64_t g0, int64_t g1) {
       Scratch2 s(net);
       std::vector<float*> dW(net.L, nullptr), dB(net.L, nullptr);
       for (int64_t g = g0; g < g1; ++g) {
-        if (need_w)
-          for (int l = 0; l < net.L; ++l) {
-            dW[l] = acc.data() + g * per_group + woff[l];
-            dB[l] = acc.data() + g * per_group + boff[l];
-          }
+        acc.pointers(g, dW, dB);
         for (int64_t t = g * nc / G; t < (g + 1) * nc / G; ++t) {
           const int64_t r0 = t * chunk;
           const int rows = static_cast<int>(std::min(chunk, n - r0));
@@ -427,22 +416,7 @@ std::tuple<torch::Tensor, std::vector<torch::Tensor>, std::vector<torch::Tensor>
     });
   }
   std::vector<torch::Tensor> dws, dbs;
-  if (need_w) {
-    for (int64_t g = 1; g < G; ++g)
-      for (int64_t i = 0; i < per_group; ++i) acc[i] += acc[g * per_group + i];
-    for (int l = 0; l < net.L; ++l) {
-      const int64_t in = net.w[l], out = net.w[l + 1], ip = net.wp[l];
-      auto dw = torch::empty({out, in}, x.options());
-      for (int64_t o = 0; o < out; ++o)
-        for (int64_t i = 0; i < in; ++i) dw.data_ptr<float>()[o * in + i] = acc[woff[l] + o * ip + i];
-      dws.push_back(dw);
-      if (net.has_bias) {
-        auto db = torch::empty({out}, x.options());
-        std::copy_n(acc.data() + boff[l], out, db.data_ptr<float>());
-        dbs.push_back(db);
-      }
-    }
-  }
+  if (need_w) std::tie(dws, dbs) = acc.tensors(net, 1, G, false, x.options());
   return {gx2, dws, dbs, ggy};
 }
 

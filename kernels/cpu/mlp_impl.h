@@ -229,6 +229,12 @@ inline void act_grad(int act, const float* d, const float* h, float* g, int64_t 
   }
 }
 
+// db[o] += sum_r g[r * ld + o] (a bias gradient from a chunk's dL/dz rows).
+inline void add_column_sums(float* db, const float* g, int rows, int out, int64_t ld) {
+  for (int r = 0; r < rows; ++r)
+    for (int o = 0; o < out; ++o) db[o] += g[r * ld + o];
+}
+
 // Forward of one chunk of `rows` points: x rows [rows, d_in] (row stride d_in) -> y [rows, d_out].
 // `buf` holds 2 * chunk * max padded width floats.
 // `b` picks the instance's weights (0 when they are shared).
@@ -310,11 +316,7 @@ inline void backward_chunk(const Net& net, int64_t b, const float* x, const floa
     if (need_w) {
       // dW[o, i] += sum_r g[r, o] h[l][r, i]
       gemm(out, static_cast<int>(ip), rows, g, 1, op, h[l], ip, dW[l], ip, nullptr, true);
-      if (net.has_bias) {
-        float* db = dB[l];
-        for (int r = 0; r < rows; ++r)
-          for (int o = 0; o < out; ++o) db[o] += g[r * op + o];
-      }
+      if (net.has_bias) add_column_sums(dB[l], g, rows, out, op);
     }
     if (l == 0 && gx == nullptr) break;
     // g2 = g W  ([rows, in_p]); then through the activation of layer l - 1.
@@ -399,11 +401,7 @@ inline void double_backward_chunk(const Net& net, const float* x, const float* v
     if (need_w) {
       gemm(out, static_cast<int>(ip), rows, ztb, 1, op, s.t[l], ip, dW[l], ip, nullptr, true);
       gemm(out, static_cast<int>(ip), rows, zb, 1, op, s.h[l], ip, dW[l], ip, nullptr, true);
-      if (net.has_bias) {
-        float* db = dB[l];
-        for (int r = 0; r < rows; ++r)
-          for (int o = 0; o < out; ++o) db[o] += zb[r * op + o];
-      }
+      if (net.has_bias) add_column_sums(dB[l], zb, rows, out, op);
     }
     if (l == 0 && gx2 == nullptr) break;
     gemm(rows, static_cast<int>(ip), out, zb, op, 1, net.wpad(l, 0), ip, hb, ip, nullptr, false);
