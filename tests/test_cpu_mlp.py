@@ -178,15 +178,15 @@ def test_saved_activations_equal_recompute(monkeypatch, spec, instances):
         assert torch.equal(a, b), f"seed {seed}"
 
 
-def _eikonal_grads(op, x, params, spec, dtype):
-    """Gradients w.r.t. x and every parameter of an SDF-style loss: |f| plus an eikonal term on
-    dL/dx taken with create_graph=True (the double backward)."""
+def _eikonal_grads(op, x, params, spec, dtype=torch.float32):
+    """Gradients w.r.t. x and every parameter (zeros where unused) of an SDF-style loss: an eikonal
+    term on dL/dx taken with create_graph=True (the double backward) plus mean y^2."""
     x = x.to(dtype).clone().requires_grad_(True)
     p = {k: v.to(dtype).clone().requires_grad_(True) for k, v in params.items()}
-    f = op(x, p, spec)[..., 0]
-    (gx,) = torch.autograd.grad(f.sum(), x, create_graph=True)
-    loss = ((gx.norm(dim=-1) - 1) ** 2).mean() + f.abs().mean()
-    return torch.autograd.grad(loss, [x, *p.values()])
+    y = op(x, p, spec)
+    (gx,) = torch.autograd.grad(y.sum(), x, create_graph=True)
+    loss = (gx.norm(dim=-1) - 1).pow(2).mean() + y.square().mean()
+    return torch.autograd.grad(loss, [x, *p.values()], allow_unused=True, materialize_grads=True)
 
 
 @pytest.mark.parametrize("spec", [MLPSpec(3, (64, 64, 64), 1, activation="sine"),
@@ -345,41 +345,25 @@ def test_double_backward_sine_through_dispatch(instances):
     x, params, _ = _inputs(spec, (3, 200) if instances else (500,), _seed(), instances)
     previous = get_backend()
 
-    def eikonal(op):
-        xx = x.clone().requires_grad_()
-        p = {k: v.clone().requires_grad_() for k, v in params.items()}
-        y = op(xx, p, spec)
-        (gx,) = torch.autograd.grad(y.sum(), xx, create_graph=True)
-        loss = (gx.norm(dim=-1) - 1).pow(2).mean() + y.square().mean()
-        return torch.autograd.grad(loss, [xx, *p.values()], allow_unused=True, materialize_grads=True)
-
     try:
         set_backend("auto")
         assert cpu_mlp.use_for(x, params, spec)
-        for a, b in zip(eikonal(mlp_op), eikonal(mlp_forward)):
+        for a, b in zip(_eikonal_grads(mlp_op, x, params, spec), _eikonal_grads(mlp_forward, x, params, spec)):
             torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-4 * b.abs().max().item())
     finally:
         set_backend(previous)
 
 
 def test_double_backward_through_dispatch():
-    """create_graph=True (an eikonal-style loss on dL/dx) recomputes through mlp_forward."""
+    """create_graph=True (an eikonal-style loss on dL/dx) through the dispatched ReLU kernel."""
     spec = MLPSpec(3, (32, 32), 1, activation="relu", output_activation="none")
     x, params, _ = _inputs(spec, (5000,), _seed())
     previous = get_backend()
 
-    def eikonal(op):
-        xx = x.clone().requires_grad_()
-        p = {k: v.clone().requires_grad_() for k, v in params.items()}
-        y = op(xx, p, spec)
-        (gx,) = torch.autograd.grad(y.sum(), xx, create_graph=True)
-        loss = (gx.norm(dim=-1) - 1).pow(2).mean() + y.square().mean()
-        return torch.autograd.grad(loss, [xx, *p.values()], allow_unused=True, materialize_grads=True)
-
     try:
         set_backend("auto")
         assert cpu_mlp.use_for(x, params, spec)
-        for a, b in zip(eikonal(mlp_op), eikonal(mlp_forward)):
+        for a, b in zip(_eikonal_grads(mlp_op, x, params, spec), _eikonal_grads(mlp_forward, x, params, spec)):
             torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-6)
     finally:
         set_backend(previous)

@@ -103,6 +103,17 @@ class _BlockedMLP(torch.autograd.Function):
         return (gx, None, None, *flat_grads)
 
 
+def params_from_flat(flat, spec: MLPSpec) -> Params:
+    """The parameter mapping of a flat [W0, b0, W1, b1, ...] list (biases may be None): the inverse of
+    `_layer_params`."""
+    params = {}
+    for i in range(spec.n_layers):
+        params[f"layers.{i}.weight"] = flat[2 * i]
+        if flat[2 * i + 1] is not None:
+            params[f"layers.{i}.bias"] = flat[2 * i + 1]
+    return params
+
+
 def graph_backward(x, flat, spec, gy, needs):
     """Gradients as a differentiable function of the saved inputs (for create_graph=True).
 
@@ -110,12 +121,7 @@ def graph_backward(x, flat, spec, gy, needs):
     ctx.needs_input_grad, and the result is their backward's return tuple."""
     inputs = [x, *flat]
     wanted = [t is not None and n and t.requires_grad for t, n in zip(inputs, (needs[0], *needs[3:]))]
-    params = {}
-    for i in range(spec.n_layers):
-        params[f"layers.{i}.weight"] = flat[2 * i]
-        if flat[2 * i + 1] is not None:
-            params[f"layers.{i}.bias"] = flat[2 * i + 1]
-    y = mlp_forward(x, params, spec)
+    y = mlp_forward(x, params_from_flat(flat, spec), spec)
     got = iter(torch.autograd.grad(y, [t for t, w in zip(inputs, wanted) if w], gy, create_graph=True))
     out = [next(got) if w else None for w in wanted]
     return (out[0], None, None, *out[1:])

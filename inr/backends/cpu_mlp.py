@@ -26,7 +26,7 @@ import torch
 
 from inr.nn.mlp import MLPSpec, Params, mlp_forward
 
-from .blocked import _layer_params, graph_backward
+from .blocked import _layer_params, graph_backward, params_from_flat
 
 CHUNK = 128  # points per chunk: 64-512 measured equal within 5% at width 64 (2-core EPYC)
 # Hidden activations kept by the forward for the backward, at most (bytes; above it the backward
@@ -226,11 +226,7 @@ class _CpuMLPGrad(torch.autograd.Function):
 
 def _grad_of_grad(x, gy, flat, spec, ggx, ggflat, needs):
     """`_CpuMLPGrad.backward` through the differentiable PyTorch op (any order)."""
-    params = {}
-    for i in range(spec.n_layers):
-        params[f"layers.{i}.weight"] = flat[2 * i]
-        if flat[2 * i + 1] is not None:
-            params[f"layers.{i}.bias"] = flat[2 * i + 1]
+    params = params_from_flat(flat, spec)
     with torch.enable_grad():
         firsts_of = [(t, g) for t, g in zip([x, *flat], [ggx, *ggflat]) if t is not None and t.requires_grad]
         y = mlp_forward(x, params, spec)
