@@ -8,7 +8,8 @@ and the gradients of x, every weight and every bias elementwise:
 
 ReLU is not differentiable at 0, where float32 and float64 can legitimately disagree about the
 side of the kink: points with a ReLU pre-activation within KINK of 0 are redrawn.
-GPU tests skip without CUDA; the import test runs everywhere.
+Each case runs on the GPU (skipped without CUDA) and in the CPU emulation of the same kernel
+sources (tests/cuda_emu; the `kernel_device` fixture), so the kernels' logic is tested in CI.
 """
 from __future__ import annotations
 
@@ -93,7 +94,7 @@ def assert_close(name, got, ref):
     return float(((got - ref).norm() / ref.norm().clamp_min(1e-30)))
 
 
-def run_case(device="cuda", width=64, act="relu", out_act="none", n_hidden=2, d_in=3, d_out=3, B=None, N=1000,
+def run_case(device, width=64, act="relu", out_act="none", n_hidden=2, d_in=3, d_out=3, B=None, N=1000,
              bias=True, x_batched=True, per_layer_batched=None, x_grad=True, w0=(30.0, 30.0), seed=None):
     """One randomized comparison of fused_mlp with mlp_forward in float64. B=None: shared
     parameters. Returns the relative L2 errors (for reporting)."""
@@ -146,110 +147,95 @@ def poisoned(monkeypatch):
 # ----------------------------------------------------------------------------------------------
 # GPU cases.
 
-@gpu
 @pytest.mark.parametrize("out_act", ["none", "sigmoid", "exp", "relu"])
 @pytest.mark.parametrize("act", ["relu", "sine", "none"])
 @pytest.mark.parametrize("width", WIDTHS)
-def test_widths_and_activations(poisoned, width, act, out_act):
-    run_case(width=width, act=act, out_act=out_act, N=1000)
+def test_widths_and_activations(kernel_device, poisoned, width, act, out_act):
+    run_case(kernel_device, width=width, act=act, out_act=out_act, N=1000)
 
 
-@gpu
 @pytest.mark.parametrize("act", ["relu", "sine"])
 @pytest.mark.parametrize("width", WIDTHS)
-def test_no_bias(poisoned, width, act):
-    run_case(width=width, act=act, bias=False, N=333)
+def test_no_bias(kernel_device, poisoned, width, act):
+    run_case(kernel_device, width=width, act=act, bias=False, N=333)
 
 
-@gpu
 @pytest.mark.parametrize("act", ["relu", "sine", "none"])
 @pytest.mark.parametrize("width", WIDTHS)
-def test_per_instance_weights(poisoned, width, act):
-    run_case(width=width, act=act, B=257, N=37, d_in=2, d_out=1)
+def test_per_instance_weights(kernel_device, poisoned, width, act):
+    run_case(kernel_device, width=width, act=act, B=257, N=37, d_in=2, d_out=1)
 
 
-@gpu
 @pytest.mark.parametrize("N", [1, 1000])
 @pytest.mark.parametrize("d_out", [1, 3, 16])
 @pytest.mark.parametrize("d_in", [2, 3, 63])
-def test_shapes(poisoned, d_in, d_out, N):
-    run_case(width=64, act="sine", d_in=d_in, d_out=d_out, N=N, w0=(30.0, 1.0))
+def test_shapes(kernel_device, poisoned, d_in, d_out, N):
+    run_case(kernel_device, width=64, act="sine", d_in=d_in, d_out=d_out, N=N, w0=(30.0, 1.0))
 
 
-@gpu
 @pytest.mark.parametrize("width", [16, 128])
-def test_wide_input(poisoned, width):
-    run_case(width=width, d_in=64, d_out=16, B=3, N=130)
+def test_wide_input(kernel_device, poisoned, width):
+    run_case(kernel_device, width=width, d_in=64, d_out=16, B=3, N=130)
 
 
-@gpu
 @pytest.mark.parametrize("n_hidden", [1, 5])
 @pytest.mark.parametrize("width", [32, 128])
-def test_depth(poisoned, width, n_hidden):
-    run_case(width=width, act="sine", n_hidden=n_hidden, N=500)
+def test_depth(kernel_device, poisoned, width, n_hidden):
+    run_case(kernel_device, width=width, act="sine", n_hidden=n_hidden, N=500)
 
 
-@gpu
 @pytest.mark.parametrize("width", [16, 128])
-def test_one_instance_with_batch_dim(poisoned, width):
-    run_case(width=width, act="sine", B=1, N=1000)
+def test_one_instance_with_batch_dim(kernel_device, poisoned, width):
+    run_case(kernel_device, width=width, act="sine", B=1, N=1000)
 
 
-@gpu
-def test_single_point_many_instances(poisoned):
-    run_case(width=32, B=257, N=1)
+def test_single_point_many_instances(kernel_device, poisoned):
+    run_case(kernel_device, width=32, B=257, N=1)
 
 
-@gpu
-def test_many_instances(poisoned):
-    run_case(width=64, act="sine", B=1024, N=64)
+def test_many_instances(kernel_device, poisoned):
+    run_case(kernel_device, width=64, act="sine", B=1024, N=64)
 
 
-@gpu
-def test_shared_points_per_instance_weights(poisoned):
+def test_shared_points_per_instance_weights(kernel_device, poisoned):
     """x [N, d_in] broadcast over per-instance weights (hypernetwork output on one point set)."""
-    run_case(width=32, B=5, N=200, x_batched=False)
+    run_case(kernel_device, width=32, B=5, N=200, x_batched=False)
 
 
-@gpu
 @pytest.mark.parametrize("layers", [(False, True, True), (True, False, True), (True, True, False)])
-def test_mixed_shared_and_per_instance_layers(poisoned, layers):
-    run_case(width=16, n_hidden=2, B=6, N=150, per_layer_batched=layers)
+def test_mixed_shared_and_per_instance_layers(kernel_device, poisoned, layers):
+    run_case(kernel_device, width=16, n_hidden=2, B=6, N=150, per_layer_batched=layers)
 
 
-@gpu
-def test_unbatched_points_shared_weights(poisoned):
-    run_case(width=64, act="relu", N=777, x_batched=False)
+def test_unbatched_points_shared_weights(kernel_device, poisoned):
+    run_case(kernel_device, width=64, act="relu", N=777, x_batched=False)
 
 
-@gpu
-def test_parameter_gradients_only(poisoned):
-    run_case(width=128, act="sine", B=3, N=100, x_grad=False)
+def test_parameter_gradients_only(kernel_device, poisoned):
+    run_case(kernel_device, width=128, act="sine", B=3, N=100, x_grad=False)
 
 
-@gpu
-def test_inference_matches_and_is_deterministic(poisoned):
+def test_inference_matches_and_is_deterministic(kernel_device, poisoned):
     from inr.backends import cuda
 
     gen = torch.Generator().manual_seed(int.from_bytes(os.urandom(4), "little"))
     spec = MLPSpec(3, (64, 64, 64), 4, activation="sine", output_activation="sigmoid")
-    params = make_params(spec, 9, gen, "cuda")
-    x = torch.rand(9, 500, 3, generator=gen).cuda() * 2 - 1
+    params = make_params(spec, 9, gen, kernel_device)
+    x = torch.rand(9, 500, 3, generator=gen).to(kernel_device) * 2 - 1
     with torch.no_grad():
         y1, y2 = cuda.fused_mlp(x, params, spec), cuda.fused_mlp(x, params, spec)
     assert torch.equal(y1, y2), "two runs on the same inputs differ: a race?"
     assert_close("y", y1, mlp_forward(x.double(), {k: v.double() for k, v in params.items()}, spec))
 
 
-@gpu
-def test_double_backward_matches_reference():
+def test_double_backward_matches_reference(kernel_device):
     """An eikonal loss through the fused MLP (its backward recomputes through the reference)."""
     from inr.backends import cuda
 
     spec = MLPSpec(3, (32, 32), 1, activation="sine", w0_first=3.0, w0_hidden=1.0)
     gen = torch.Generator().manual_seed(int.from_bytes(os.urandom(4), "little"))
-    params = {k: v.requires_grad_() for k, v in make_params(spec, None, gen, "cuda").items()}
-    x = torch.rand(100, 3, generator=gen).cuda().requires_grad_()
+    params = {k: v.requires_grad_() for k, v in make_params(spec, None, gen, kernel_device).items()}
+    x = torch.rand(100, 3, generator=gen).to(kernel_device).requires_grad_()
 
     def eikonal(op):
         y = op(x, params, spec)

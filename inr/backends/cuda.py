@@ -41,6 +41,11 @@ def _ext():
     return load()
 
 
+def _on_kernel_device(t: torch.Tensor) -> bool:
+    """Whether the kernels take tensors on t's device (tests run them on the CPU in an emulation)."""
+    return t.is_cuda
+
+
 def supports(x: torch.Tensor, params: Params, spec: MLPSpec, build: bool = True) -> bool:
     """Whether `fused_mlp` can evaluate these inputs: CUDA float32 tensors, 1 to 15 hidden layers
     of one width in {16, 32, 64, 128}, d_in <= 64, d_out <= 16, supported activations, parameter
@@ -60,7 +65,7 @@ def _layout(x, params, spec) -> tuple[int, bool] | None:
         return None
     if spec.activation not in HIDDEN_ACTIVATIONS or spec.output_activation not in OUTPUT_ACTIVATIONS:
         return None
-    if not (isinstance(x, torch.Tensor) and x.is_cuda and x.dtype == torch.float32 and x.dim() in (2, 3)
+    if not (isinstance(x, torch.Tensor) and _on_kernel_device(x) and x.dtype == torch.float32 and x.dim() in (2, 3)
             and x.shape[-1] == spec.d_in and x.numel() > 0):
         return None
     batches = set()
@@ -68,7 +73,7 @@ def _layout(x, params, spec) -> tuple[int, bool] | None:
         p = params.get(name)
         if p is None:
             return None
-        if not (p.is_cuda and p.device == x.device and p.dtype == torch.float32):
+        if not (p.device == x.device and p.dtype == torch.float32):
             return None
         if tuple(p.shape) == shape:
             continue

@@ -63,6 +63,44 @@ typedef struct {
   int64_t db_stride[INR_MLP_MAX_LAYERS];
 } InrMlpBwdArgs;
 
+// Value and input Jacobian in one pass (forward-mode tangents), hidden activations relu, sine or
+// none, output activation none, d_in <= INR_MLP_JVP_MAX_D_IN. Every point carries C = 1 + d_in
+// rows through the layers: its value (row 0) and d/dx_k of it (row 1 + k); a row's index is
+// point * C + c. Weights as in InrMlpFwdArgs (forward) / InrMlpBwdArgs (backward).
+#define INR_MLP_JVP_MAX_D_IN 3
+
+typedef struct {
+  int B, N, d_in, d_out, width, n_layers;
+  int act;
+  float w0_first, w0_hidden;
+  const float* x;  // [B?, N, d_in], x_stride as in InrMlpFwdArgs
+  int64_t x_stride;
+  const float* w[INR_MLP_MAX_LAYERS];  // forward layout (W^T, padded as InrMlpFwdArgs)
+  int64_t w_stride[INR_MLP_MAX_LAYERS];
+  const float* b[INR_MLP_MAX_LAYERS];
+  int64_t b_stride[INR_MLP_MAX_LAYERS];
+  float* y;       // [rows, d_out]
+  float* jac;     // [rows, d_out, d_in]
+  float* save_h;  // [n_layers - 1, rows * C, width]: act(z) and its tangents, or null (inference)
+  float* save_z;  // [n_layers - 1, rows * C, width]: z and its tangents (sine only), or null
+} InrMlpJvpArgs;
+
+typedef struct {
+  int B, N, d_in, d_out, width, n_layers;
+  int act;
+  float w0_first, w0_hidden;
+  const float* dy;    // [rows, d_out]
+  const float* djac;  // [rows, d_out, d_in], or null (zero)
+  const float* save_h;
+  const float* save_z;  // sine only
+  const float* w[INR_MLP_MAX_LAYERS];  // backward layout (torch's [out, in], padded as InrMlpBwdArgs)
+  int64_t w_stride[INR_MLP_MAX_LAYERS];
+  // Outputs: dL/dz_l of the hidden layers and their tangents, [rows * C, width] for l < n_layers - 1
+  // (the caller forms the weight and bias gradients), and dL/dx [rows, d_in] or null.
+  float* dz[INR_MLP_MAX_LAYERS];
+  float* dx;
+} InrMlpJvpBwdArgs;
+
 #ifdef __cplusplus
 extern "C" {
 #endif
@@ -70,6 +108,8 @@ extern "C" {
 // Both return cudaSuccess or the launch error; cudaErrorInvalidValue for unsupported shapes.
 cudaError_t inr_mlp_forward(const InrMlpFwdArgs* args, cudaStream_t stream);
 cudaError_t inr_mlp_backward(const InrMlpBwdArgs* args, cudaStream_t stream);
+cudaError_t inr_mlp_jvp_forward(const InrMlpJvpArgs* args, cudaStream_t stream);
+cudaError_t inr_mlp_jvp_backward(const InrMlpJvpBwdArgs* args, cudaStream_t stream);
 
 // Column padding of the layer-0 matrix the backward expects: 4, 16, 32 or 64.
 int inr_mlp_din_pad(int d_in);

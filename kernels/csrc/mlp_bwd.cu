@@ -17,7 +17,7 @@ static cudaError_t launch_backward(const InrMlpBwdArgs& a, cudaStream_t stream) 
   }
   const int64_t blocks = (int64_t)a.B * ((a.N + T - 1) / T);
   if (blocks > 0x7fffffff) return cudaErrorInvalidValue;
-  mlp_backward_kernel<W, DINP><<<(unsigned)blocks, kThreads, bytes, stream>>>(a);
+  INR_LAUNCH((unsigned)blocks, kThreads, bytes, stream, a, mlp_backward_kernel<W, DINP>);
   return cudaGetLastError();
 }
 

@@ -21,7 +21,7 @@ static cudaError_t launch_forward(const InrMlpFwdArgs& a, cudaStream_t stream) {
   }
   const int64_t blocks = (int64_t)a.B * ((a.N + T - 1) / T);
   if (blocks > 0x7fffffff) return cudaErrorInvalidValue;
-  mlp_forward_kernel<W, OUTP><<<(unsigned)blocks, kThreads, bytes, stream>>>(a);
+  INR_LAUNCH((unsigned)blocks, kThreads, bytes, stream, a, mlp_forward_kernel<W, OUTP>);
   return cudaGetLastError();
 }
 

@@ -6,6 +6,15 @@
 
 #include "mlp.h"
 
+// Kernel launch. Built with INR_CUDA_EMU (tests/cuda_emu: the CPU emulation the tests run the
+// kernels in), blocks run as threads on the host instead. The kernel goes last: its template
+// arguments hold commas.
+#ifdef INR_CUDA_EMU
+#define INR_LAUNCH(blocks, threads, bytes, stream, args, ...) emu::launch(__VA_ARGS__, blocks, threads, args, bytes)
+#else
+#define INR_LAUNCH(blocks, threads, bytes, stream, args, ...) __VA_ARGS__<<<blocks, threads, bytes, stream>>>(args)
+#endif
+
 namespace inr {
 
 constexpr int kThreads = 256;
