@@ -19,7 +19,7 @@ SCRIPT = ROOT / "benchmarks" / "kernels.py"
 
 
 
-def ENGINE_KEYS(engines):  # noqa: N802  (reads as the constant sets around it)
+def engine_keys(engines):
     return {f"{e}_{k}" for e in engines for k in ("samples_per_s", "ms")}
 
 
@@ -28,15 +28,15 @@ MLP = {"bench", "device", "mode", "precision", "eager_precision", "act", "width"
        "shared_weight_fused_samples_per_s", "slowdown_vs_shared_weight", "flops_per_sample", "bytes_per_sample",
        "fused_tflops", "fused_gbps", "frac_matmul_ceiling", "frac_bandwidth_ceiling", "max_abs_err", "rel_err",
        "rel_l2_err", "grad_rel_err", "eager_rel_l2_err", "compile_rel_l2_err", "tcnn_rel_l2_err", "compile_s",
-       } | ENGINE_KEYS(("fused", "eager", "compile", "tcnn", "loop"))
+       } | engine_keys(("fused", "eager", "compile", "tcnn", "loop"))
 EIKONAL = {"bench", "device", "mode", "act", "width", "batch", "speedup_vs_eager", "speedup_vs_eager_fwdmode",
            "speedup_vs_compile", "speedup_vs_compile_double_backward", "max_abs_err", "rel_l2_err",
            "jac_max_abs_err", "jac_rel_l2_err", "grad_rel_err", "compile_s",
-           } | ENGINE_KEYS(("fused", "eager", "eager_fwdmode", "compile", "compile_double_backward"))
+           } | engine_keys(("fused", "eager", "eager_fwdmode", "compile", "compile_double_backward"))
 HASHGRID = {"bench", "device", "d", "n_levels", "F", "log2_T", "N", "fwd_rel_l2_err_vs_torch_fp32",
             *(f"{e}_{m}_samples_per_s" for e in ("cuda", "torch", "tcnn") for m in ("fwd", "fwd_bwd", "fwd_bwd_xgrad")),
             *(f"{m}_speedup" for m in ("fwd", "fwd_bwd", "fwd_bwd_xgrad"))}
-IMAGE = {"bench", "device", "image_size", "batch", "backend", "precision", "samples_per_s", "step_ms",
+IMAGE = {"bench", "device", "image_size", "batch", "effective_batch", "full_batch", "backend", "precision", "samples_per_s", "step_ms",
          "torch_samples_per_s", "speedup_vs_torch", "speedup_vs_eager", "max_abs_err", "rel_l2_err"}
 CEILINGS = {"bench", "device", "matmul_tflops_fp32", "matmul_tflops_tf32", "matmul_tflops_fp16", "matmul_tflops_bf16",
             "bandwidth_gbps"}

@@ -189,7 +189,7 @@ def compare(impl, cfg, d, N, mode, device, seed=None, borders=False, x_grad=True
 @pytest.fixture(autouse=True)
 def nan_buffers(monkeypatch):
     """Every buffer the kernels write (not accumulate) starts as NaN."""
-    monkeypatch.setattr(cuda_buffers, "alloc", lambda *shape, device: torch.full(shape, float("nan"), device=device))
+    monkeypatch.setattr(cuda_buffers, "alloc", lambda *shape, device, dtype=torch.float32: torch.full(shape, float("nan"), device=device, dtype=dtype))
 
 
 def cuda_impl(x, table, cfg):

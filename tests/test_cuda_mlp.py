@@ -141,7 +141,7 @@ def _checked(ctx, name, got, ref):
 @pytest.fixture
 def poisoned(monkeypatch):
     """Every buffer the kernels write starts as NaN."""
-    monkeypatch.setattr(cuda_buffers, "alloc", lambda *shape, device: torch.full(shape, float("nan"), device=device))
+    monkeypatch.setattr(cuda_buffers, "alloc", lambda *shape, device, dtype=torch.float32: torch.full(shape, float("nan"), device=device, dtype=dtype))
 
 
 # ----------------------------------------------------------------------------------------------

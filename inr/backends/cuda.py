@@ -32,6 +32,7 @@ MAX_D_OUT = 16
 MAX_LAYERS = 16
 _ACT = {"none": 0, "relu": 1, "sine": 2, "sigmoid": 3, "exp": 4}
 HIDDEN_ACTIVATIONS = ("relu", "sine", "none")
+PRECISIONS = ("fp32", "fp16", "bf16")
 OUTPUT_ACTIVATIONS = ("none", "sigmoid", "exp", "relu")
 
 
@@ -46,11 +47,11 @@ def _on_kernel_device(t: torch.Tensor) -> bool:
     return t.is_cuda
 
 
-def supports(x: torch.Tensor, params: Params, spec: MLPSpec, build: bool = True) -> bool:
+def supports(x: torch.Tensor, params: Params, spec: MLPSpec, build: bool = True, precision: str = "fp32") -> bool:
     """Whether `fused_mlp` can evaluate these inputs: CUDA float32 tensors, 1 to 15 hidden layers
     of one width in {16, 32, 64, 128}, d_in <= 64, d_out <= 16, supported activations, parameter
-    shapes that agree, and (with `build`) a working kernel build."""
-    if _layout(x, params, spec) is None:
+    shapes that agree, a known precision and (with `build`) a working kernel build."""
+    if precision not in PRECISIONS or _layout(x, params, spec) is None:
         return False
     return not build or _ext() is not None
 
@@ -91,16 +92,21 @@ def _layout(x, params, spec) -> tuple[int, bool] | None:
     return b, True
 
 
-def fused_mlp(x: torch.Tensor, params: Params, spec: MLPSpec) -> torch.Tensor:
-    """`mlp_forward(x, params, spec)` on the fused CUDA kernels (see `supports`)."""
+def fused_mlp(x: torch.Tensor, params: Params, spec: MLPSpec, precision: str = "fp32") -> torch.Tensor:
+    """`mlp_forward(x, params, spec)` on the fused CUDA kernels (see `supports`). precision: "fp32",
+    or "fp16" / "bf16" tensor-core operands with fp32 accumulation (`inr.backends.cuda_tc`)."""
     layout = _layout(x, params, spec)
-    ext = _ext() if layout is not None else None
+    ext = _ext() if layout is not None and precision in PRECISIONS else None
     if ext is None:
         raise ValueError("fused_mlp cannot run these inputs (check inr.backends.cuda.supports)")
     tensors = []
     for i in range(spec.n_layers):
         tensors.append(params[f"layers.{i}.weight"])
         tensors.append(params[f"layers.{i}.bias"] if spec.bias else None)
+    if precision != "fp32":
+        from .cuda_tc import fused_mlp_tc
+
+        return fused_mlp_tc(x, layout, spec, tensors, precision)
     needs_grad = torch.is_grad_enabled() and (x.requires_grad or any(t is not None and t.requires_grad
                                                                       for t in tensors))
     if not needs_grad:

@@ -4,9 +4,9 @@ from __future__ import annotations
 import torch
 
 
-def alloc(*shape, device) -> torch.Tensor:
+def alloc(*shape, device, dtype: torch.dtype = torch.float32) -> torch.Tensor:
     """Every buffer a kernel writes (not accumulates) comes from here (tests swap in NaN-filled ones)."""
-    return torch.empty(*shape, device=device)
+    return torch.empty(*shape, device=device, dtype=dtype)
 
 
 def none(device) -> torch.Tensor:

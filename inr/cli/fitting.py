@@ -11,7 +11,7 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
-from inr.backends import BACKENDS
+from inr.backends import BACKENDS, PRECISIONS
 from inr.errors import InputError
 from inr.train import distributed
 from inr.train.loop import SCHEDULES, TrainConfig, train
@@ -27,7 +27,7 @@ from .options import (
 from .view_command import add_view_flag
 
 # What may change when a run resumes: how long it trains and how often it reports.
-RESUMABLE = {"steps", "max_seconds", "eval_every", "log_every", "checkpoint_every", "device", "backend"}
+RESUMABLE = {"steps", "max_seconds", "eval_every", "log_every", "checkpoint_every", "device", "backend", "mlp_precision"}
 # Train options every fit command spells short.
 FLAG_ALIASES = {"train.batch_size": "--batch-size", "train.max_seconds": "--max-seconds"}
 
@@ -51,10 +51,24 @@ def add_fit_options(p: argparse.ArgumentParser, default_out: str, defaults, bloc
         add_dataclass_options(p, getattr(defaults, block), f"{block}.", f"{block}.")
 
 
+def require_backend(name: str) -> None:
+    """InputError (one line) unless backend `name` can run here (tcnn: tinycudann must import)."""
+    if name == "tcnn":
+        from inr.backends import tcnn
+
+        try:
+            tcnn.require()
+        except ValueError as e:
+            raise InputError(str(e)) from None
+
+
 def check_train(t: TrainConfig) -> None:
     """Reject train settings the loop would only trip over later."""
     if t.backend not in BACKENDS:
         raise InputError(f"unknown backend {t.backend!r}; expected one of {', '.join(BACKENDS)}")
+    require_backend(t.backend)
+    if t.mlp_precision not in PRECISIONS:
+        raise InputError(f"unknown mlp_precision {t.mlp_precision!r}; expected one of {', '.join(PRECISIONS)}")
     if t.schedule is not None and t.schedule not in SCHEDULES:
         raise InputError(f"unknown schedule {t.schedule!r}; expected one of {', '.join(SCHEDULES)}")
     for name in ("steps", "batch_size"):

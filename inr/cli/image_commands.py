@@ -18,6 +18,7 @@ from .fitting import (
     announce,
     default_out,
     fit_settings,
+    require_backend,
     run_for,
     train_run,
 )
@@ -98,6 +99,7 @@ def render_image_command(args) -> int:
     h, w = config["data"]["height"], config["data"]["width"]
     height = args.height or max(1, round(h * args.scale))
     width = args.width or max(1, round(w * args.scale))
+    require_backend(args.backend)
     set_backend(args.backend)
     field = load(run.path, resolve_device(args.device))
     image = render_image(field, height, width, crop=args.crop).clamp(0, 1).cpu()

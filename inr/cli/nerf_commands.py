@@ -17,7 +17,7 @@ from inr.train.loop import resolve_device
 from inr.train.nerf import NerfFitConfig, build_nerf_task, evaluate_views, load_renderer, save_grid
 from inr.train.rundir import RunDir
 
-from .fitting import add_fit_options, announce, default_out, fit_settings, run_for, train_run
+from .fitting import add_fit_options, require_backend, announce, default_out, fit_settings, run_for, train_run
 from .options import build_dataclass
 
 TOP_LEVEL = ("target", "downscale", "background", "eval_background", "loss", "eval_views")
@@ -159,6 +159,7 @@ def render_nerf_command(args) -> int:
         raise InputError(f"{args.output}: unsupported output format {suffix or '(none)'}; use {', '.join(allowed)}")
     if args.scale <= 0 or args.frames < 1 or args.fps < 1:
         raise InputError("--scale, --frames and --fps must be positive")
+    require_backend(args.backend)
     set_backend(args.backend)
     device = resolve_device(args.device)
     _, config, cfg, renderer = _open_run(args.run, device)

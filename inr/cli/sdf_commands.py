@@ -12,7 +12,7 @@ from inr.train.loop import resolve_device
 from inr.train.rundir import RunDir
 from inr.train.sdf import SDF_FIELDS, SDFFitConfig, build_sdf_task, evaluate_field, save_mesh
 
-from .fitting import add_fit_options, announce, default_out, fit_settings, run_for, train_run
+from .fitting import add_fit_options, require_backend, announce, default_out, fit_settings, run_for, train_run
 
 TOP_LEVEL = ("target", "field", "sign_rays", "eval_resolution")
 MESH_OUTPUTS = (".ply", ".obj", ".glb", ".stl", ".off")
@@ -126,6 +126,7 @@ def render_sdf_command(args) -> int:
         raise InputError(f"{args.output}: unsupported output format {suffix or '(none)'}; use .png, .jpg or .tif")
     if args.width < 1 or args.height < 1 or not 0 < args.fov < 180 or args.distance <= 0:
         raise InputError("--width and --height must be >= 1, --fov in (0, 180) and --distance > 0")
+    require_backend(args.backend)
     set_backend(args.backend)
     _, _, field, device = _open_run(args.run, args.device)
     camera = orbit_camera(args.azimuth, args.elevation, args.distance)
@@ -143,6 +144,7 @@ def export_mesh_command(args) -> int:
         raise InputError(f"{args.output}: unsupported mesh format {suffix or '(none)'}; use {', '.join(MESH_OUTPUTS)}")
     if not 64 <= args.resolution <= 1024:
         raise InputError(f"--resolution must be in 64..1024, got {args.resolution}")
+    require_backend(args.backend)
     set_backend(args.backend)
     _, config, field, device = _open_run(args.run, args.device)
     verts, faces = extract_mesh(lambda p: field(p)[..., 0], args.resolution, sparse=not args.dense, device=device)

@@ -14,7 +14,7 @@ import torch
 from torch import nn
 from tqdm import tqdm
 
-from inr.backends import prepare, set_backend
+from inr.backends import prepare, set_backend, set_precision
 
 from . import distributed
 from .rundir import RunDir
@@ -41,6 +41,7 @@ class TrainConfig:
     checkpoint_every: int = 500
     device: str = "auto"
     backend: str = "auto"
+    mlp_precision: str = "fp32"  # fused CUDA MLP operands: fp32, or fp16/bf16 tensor cores (fp32 accumulation)
 
 
 class Task(Protocol):
@@ -98,6 +99,7 @@ def train(task: Task, run: RunDir, cfg: TrainConfig, resume: bool = False, quiet
     """
     main = distributed.is_main()
     set_backend(cfg.backend)
+    set_precision(cfg.mlp_precision)
     prepare(next(task.model.parameters()).device)
     opt = make_optimizer(task, cfg)
     step, elapsed = 0, 0.0

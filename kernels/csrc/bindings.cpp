@@ -83,6 +83,62 @@ void mlp_backward(const at::Tensor& dy, const at::Tensor& y, const at::Tensor& s
   TORCH_CHECK(err == cudaSuccess, "inr mlp backward: ", cudaGetErrorString(err));
 }
 
+void mlp_jvp_forward(const at::Tensor& x, int64_t x_stride, const std::vector<at::Tensor>& w,
+                     const std::vector<at::Tensor>& b, const at::Tensor& y, const at::Tensor& jac,
+                     const at::Tensor& save_h, const at::Tensor& save_z, int64_t B, int64_t N, int64_t d_in,
+                     int64_t d_out, int64_t width, int64_t act, double w0_first, double w0_hidden) {
+  TORCH_CHECK(w.size() == b.size() && w.size() >= 2 && w.size() <= INR_MLP_MAX_LAYERS, "inr mlp: bad layer count");
+  check(x, "x", false);
+  check(y, "y", false);
+  check(jac, "jac", false);
+  check(save_h, "save_h", true);
+  check(save_z, "save_z", true);
+  InrMlpJvpArgs a{};
+  a.B = (int)B; a.N = (int)N; a.d_in = (int)d_in; a.d_out = (int)d_out; a.width = (int)width;
+  a.n_layers = (int)w.size(); a.act = (int)act;
+  a.w0_first = (float)w0_first; a.w0_hidden = (float)w0_hidden;
+  a.x = cptr(x); a.x_stride = x_stride;
+  for (size_t l = 0; l < w.size(); ++l) {
+    check(w[l], "weight", true);
+    check(b[l], "bias", false);
+    a.w[l] = cptr(w[l]); a.w_stride[l] = instance_stride(w[l], 2);
+    a.b[l] = cptr(b[l]); a.b_stride[l] = instance_stride(b[l], 1);
+  }
+  a.y = mptr(y); a.jac = mptr(jac); a.save_h = mptr(save_h); a.save_z = mptr(save_z);
+  const c10::cuda::CUDAGuard guard(x.device());
+  const cudaError_t err = inr_mlp_jvp_forward(&a, c10::cuda::getCurrentCUDAStream());
+  TORCH_CHECK(err == cudaSuccess, "inr mlp value-and-jacobian forward: ", cudaGetErrorString(err));
+}
+
+void mlp_jvp_backward(const at::Tensor& dy, const at::Tensor& djac, const at::Tensor& save_h,
+                      const at::Tensor& save_z, const std::vector<at::Tensor>& w, const std::vector<at::Tensor>& dz,
+                      const at::Tensor& dx, int64_t B, int64_t N, int64_t d_in, int64_t d_out, int64_t width,
+                      int64_t act, double w0_first, double w0_hidden) {
+  TORCH_CHECK(w.size() >= 2 && w.size() <= INR_MLP_MAX_LAYERS && dz.size() + 1 == w.size(), "inr mlp: bad layer count");
+  check(dy, "dy", false);
+  check(djac, "djac", false);
+  check(save_h, "save_h", false);
+  check(save_z, "save_z", false);
+  check(dx, "dx", false);
+  InrMlpJvpBwdArgs a{};
+  a.B = (int)B; a.N = (int)N; a.d_in = (int)d_in; a.d_out = (int)d_out; a.width = (int)width;
+  a.n_layers = (int)w.size(); a.act = (int)act;
+  a.w0_first = (float)w0_first; a.w0_hidden = (float)w0_hidden;
+  a.dy = cptr(dy); a.djac = cptr(djac); a.save_h = cptr(save_h); a.save_z = cptr(save_z);
+  for (size_t l = 0; l < w.size(); ++l) {
+    check(w[l], "weight", true);
+    a.w[l] = cptr(w[l]); a.w_stride[l] = instance_stride(w[l], 2);
+  }
+  for (size_t l = 0; l < dz.size(); ++l) {
+    check(dz[l], "dz", false);
+    a.dz[l] = mptr(dz[l]);
+  }
+  a.dx = mptr(dx);
+  const c10::cuda::CUDAGuard guard(dy.device());
+  const cudaError_t err = inr_mlp_jvp_backward(&a, c10::cuda::getCurrentCUDAStream());
+  TORCH_CHECK(err == cudaSuccess, "inr mlp value-and-jacobian backward: ", cudaGetErrorString(err));
+}
+
 // ---- hash grid (hashgrid.h) ------------------------------------------------------------------
 
 // Geometry from python lists: dims = (n_dims, n_feat, interpolation, n_inst, n_per, x_stride,
@@ -199,6 +255,8 @@ void hashgrid_backward_backward(const at::Tensor& x, const at::Tensor& table, co
 PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
   m.def("mlp_forward", &mlp_forward, "fused MLP forward (see kernels/csrc/mlp.h)");
   m.def("mlp_backward", &mlp_backward, "fused MLP backward through the layers (see kernels/csrc/mlp.h)");
+  m.def("mlp_jvp_forward", &mlp_jvp_forward, "fused MLP value and input Jacobian (see kernels/csrc/mlp.h)");
+  m.def("mlp_jvp_backward", &mlp_jvp_backward, "backward of mlp_jvp_forward (see kernels/csrc/mlp.h)");
   m.def("din_pad", &inr_mlp_din_pad, "column padding of the layer-0 matrix the backward expects");
   m.def("dout_pad", &inr_mlp_dout_pad, "column padding of the last layer's matrix the forward expects");
   m.def("hashgrid_forward", &hashgrid_forward, "hash-grid encoding forward (see kernels/csrc/hashgrid.h)");

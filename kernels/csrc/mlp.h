@@ -101,6 +101,49 @@ typedef struct {
   float* dx;
 } InrMlpJvpBwdArgs;
 
+// Tensor-core MLP: hidden and output layers as 16x16x16 WMMA products with fp16 or bf16 operands
+// and fp32 accumulation; layer 0 (x W_0^T) and dL/dx in fp32 on the CUDA cores (coordinates and
+// SIREN's w0 = 30 need the precision; the layer is d_in x width, small). Saved activations and
+// dL/dz are in the operand type (2 bytes), pre-activations (sine) in fp32.
+enum { INR_PREC_FP16 = 1, INR_PREC_BF16 = 2 };
+
+typedef struct {
+  int B, N, d_in, d_out, width, n_layers;
+  int act, out_act, precision;
+  float w0_first, w0_hidden;
+  const float* x;  // as InrMlpFwdArgs
+  int64_t x_stride;
+  const float* w0t;  // layer 0 as W^T [round4(d_in), width], fp32
+  int64_t w0t_stride;
+  // Layers l >= 1 in the operand type, torch layout [out, width]: hidden [width, width], last
+  // [16, width] (zero rows past d_out). w[0] is unused.
+  const void* w[INR_MLP_MAX_LAYERS];
+  int64_t w_stride[INR_MLP_MAX_LAYERS];
+  const float* b[INR_MLP_MAX_LAYERS];  // fp32 biases [out] (the last padded to 16), or null
+  int64_t b_stride[INR_MLP_MAX_LAYERS];
+  float* y;       // [rows, d_out]
+  void* save_h;   // [n_layers - 1, rows, width] operand type, or null (inference)
+  float* save_z;  // [n_layers - 1, rows, width] fp32 (sine only), or null
+} InrMlpTcFwdArgs;
+
+typedef struct {
+  int B, N, d_in, d_out, width, n_layers;
+  int act, out_act, precision;
+  float w0_first, w0_hidden;
+  const float* dy;  // [rows, d_out]
+  const float* y;   // [rows, d_out]
+  const void* save_h;
+  const float* save_z;
+  const float* w0;  // layer 0 [width, round4(d_in)] fp32 (torch layout, zero columns past d_in)
+  int64_t w0_stride;
+  const void* w[INR_MLP_MAX_LAYERS];  // as InrMlpTcFwdArgs
+  int64_t w_stride[INR_MLP_MAX_LAYERS];
+  // Outputs, operand type: dL/dz_l [rows, width] for l < n_layers - 1 and [rows, d_out] for the
+  // last (weight and bias gradients are formed by the caller); dL/dx [rows, d_in] fp32 or null.
+  void* dz[INR_MLP_MAX_LAYERS];
+  float* dx;
+} InrMlpTcBwdArgs;
+
 #ifdef __cplusplus
 extern "C" {
 #endif
@@ -108,6 +151,8 @@ extern "C" {
 // Both return cudaSuccess or the launch error; cudaErrorInvalidValue for unsupported shapes.
 cudaError_t inr_mlp_forward(const InrMlpFwdArgs* args, cudaStream_t stream);
 cudaError_t inr_mlp_backward(const InrMlpBwdArgs* args, cudaStream_t stream);
+cudaError_t inr_mlp_tc_forward(const InrMlpTcFwdArgs* args, cudaStream_t stream);
+cudaError_t inr_mlp_tc_backward(const InrMlpTcBwdArgs* args, cudaStream_t stream);
 cudaError_t inr_mlp_jvp_forward(const InrMlpJvpArgs* args, cudaStream_t stream);
 cudaError_t inr_mlp_jvp_backward(const InrMlpJvpBwdArgs* args, cudaStream_t stream);
 

@@ -44,7 +44,9 @@ def library() -> ctypes.CDLL | None:
         tmp = out.with_suffix(f".{os.getpid()}.tmp")
         cmd = [cxx, "-std=c++20", "-O2", "-shared", "-fPIC", "-pthread", "-DINR_CUDA_EMU", "-Wno-unknown-pragmas",
                "-I", str(HERE / "include"), "-I", str(CSRC), str(HERE / "harness.cpp"), "-o", str(tmp)]
-        subprocess.run(cmd, check=True, capture_output=True, text=True)
+        done = subprocess.run(cmd, capture_output=True, text=True)
+        if done.returncode:
+            raise RuntimeError(f"building the CUDA emulation failed:\n{done.stderr[-4000:]}")
         os.replace(tmp, out)
     return ctypes.CDLL(str(out))
 
@@ -77,6 +79,20 @@ class JvpBwdArgs(ctypes.Structure):
     _fields_ = _HEAD + [("act", ctypes.c_int), ("w0_first", ctypes.c_float), ("w0_hidden", ctypes.c_float),
                         ("dy", _P), ("djac", _P), ("save_h", _P), ("save_z", _P), ("w", _PA), ("w_stride", _IA),
                         ("dz", _PA), ("dx", _P)]
+
+
+class TcArgs(ctypes.Structure):
+    _fields_ = _HEAD + [("act", ctypes.c_int), ("out_act", ctypes.c_int), ("precision", ctypes.c_int),
+                        ("w0_first", ctypes.c_float), ("w0_hidden", ctypes.c_float), ("x", _P),
+                        ("x_stride", ctypes.c_int64), ("w0t", _P), ("w0t_stride", ctypes.c_int64), ("w", _PA),
+                        ("w_stride", _IA), ("b", _PA), ("b_stride", _IA), ("y", _P), ("save_h", _P), ("save_z", _P)]
+
+
+class TcBwdArgs(ctypes.Structure):
+    _fields_ = _HEAD + [("act", ctypes.c_int), ("out_act", ctypes.c_int), ("precision", ctypes.c_int),
+                        ("w0_first", ctypes.c_float), ("w0_hidden", ctypes.c_float), ("dy", _P), ("y", _P),
+                        ("save_h", _P), ("save_z", _P), ("w0", _P), ("w0_stride", ctypes.c_int64), ("w", _PA),
+                        ("w_stride", _IA), ("dz", _PA), ("dx", _P)]
 
 
 def _ptr(t: torch.Tensor) -> int | None:
@@ -116,7 +132,8 @@ class EmuExt:
 
     def __init__(self, lib: ctypes.CDLL):
         self.lib = lib
-        for name in ("inr_mlp_forward", "inr_mlp_backward", "inr_mlp_jvp_forward", "inr_mlp_jvp_backward"):
+        for name in ("inr_mlp_forward", "inr_mlp_backward", "inr_mlp_jvp_forward", "inr_mlp_jvp_backward",
+                     "inr_mlp_tc_forward", "inr_mlp_tc_backward"):
             getattr(lib, name).restype = ctypes.c_int
 
     def din_pad(self, d_in: int) -> int:
@@ -162,6 +179,27 @@ class EmuExt:
         _layers(a, "w", w, "w_stride", 2)
         _layers(a, "dz", dz)
         _call(self.lib.inr_mlp_jvp_backward, a)
+
+
+    def mlp_tc_forward(self, x, x_stride, w0t, w, b, y, save_h, save_z, B, N, d_in, d_out, width, act, out_act,
+                       precision, w0_first, w0_hidden):
+        a = TcArgs()
+        _fill(a, dict(B=B, N=N, d_in=d_in, d_out=d_out, width=width, n_layers=len(w), act=act, out_act=out_act,
+                      precision=precision, w0_first=w0_first, w0_hidden=w0_hidden, x_stride=x_stride,
+                      w0t_stride=_stride(w0t, 2)), x=x, w0t=w0t, y=y, save_h=save_h, save_z=save_z)
+        _layers(a, "w", w, "w_stride", 2)
+        _layers(a, "b", b, "b_stride", 1)
+        _call(self.lib.inr_mlp_tc_forward, a)
+
+    def mlp_tc_backward(self, dy, y, save_h, save_z, w0, w, dz, dx, B, N, d_in, d_out, width, act, out_act, precision,
+                        w0_first, w0_hidden):
+        a = TcBwdArgs()
+        _fill(a, dict(B=B, N=N, d_in=d_in, d_out=d_out, width=width, n_layers=len(w), act=act, out_act=out_act,
+                      precision=precision, w0_first=w0_first, w0_hidden=w0_hidden, w0_stride=_stride(w0, 2)),
+              dy=dy, y=y, save_h=save_h, save_z=save_z, w0=w0, dx=dx)
+        _layers(a, "w", w, "w_stride", 2)
+        _layers(a, "dz", dz)
+        _call(self.lib.inr_mlp_tc_backward, a)
 
 
 def ext() -> EmuExt | None:

@@ -2,3 +2,4 @@
 #include "mlp_fwd.cu"
 #include "mlp_bwd.cu"
 #include "mlp_jvp.cu"
+#include "mlp_tc.cu"

@@ -11,6 +11,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <type_traits>
 #include <vector>
 
 #include "cuda_runtime_api.h"
@@ -22,6 +23,7 @@
 #define __shared__
 #define __launch_bounds__(...)
 #define __restrict__
+#define __align__(n) __attribute__((aligned(n)))
 
 struct uint3 { unsigned x = 0, y = 0, z = 0; };
 struct dim3 { unsigned x = 1, y = 1, z = 1; };
@@ -74,7 +76,7 @@ inline cudaError_t cudaGetLastError() { return cudaSuccess; }
 // The kernels' dynamic shared memory (`extern __shared__ float4 smem_f4[]` in namespace inr).
 namespace inr {
 constexpr size_t kEmuSmemBytes = 256 * 1024;
-inline float4 smem_f4[kEmuSmemBytes / sizeof(float4)];
+alignas(128) inline float4 smem_f4[kEmuSmemBytes / sizeof(float4)];
 }  // namespace inr
 
 namespace emu {
