@@ -9,7 +9,7 @@ from pathlib import Path
 from .lazy import LazyExtension
 
 CSRC = Path(__file__).resolve().parent / "csrc"
-SOURCES = ("bindings.cpp", "mlp_fwd.cu", "mlp_bwd.cu", "mlp_jvp.cu", "hashgrid_fwd.cu", "hashgrid_bwd.cu", "hashgrid_bwd2.cu")
+SOURCES = ("bindings.cpp", "mlp_fwd.cu", "mlp_bwd.cu", "mlp_jvp.cu", "mlp_tc.cu", "hashgrid_fwd.cu", "hashgrid_bwd.cu", "hashgrid_bwd2.cu")
 # Accurate math on purpose (no --use_fast_math): sine layers with w0 = 30 amplify approximation error.
 CUDA_FLAGS = ("-O3", "-std=c++17")
 

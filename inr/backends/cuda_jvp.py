@@ -130,21 +130,19 @@ class _FusedJvp(torch.autograd.Function):
 
 
 def _twin_backward(x, tensors, spec, dy, djac, needs):
-    """The backward as a differentiable graph: autograd through `mlp_value_and_grad`."""
+    """The backward as a differentiable function of the saved inputs (the graph create_graph wants):
+    autograd through `mlp_value_and_grad`."""
+    inputs = [x, *tensors]
+    wanted = [t is not None and n and t.requires_grad for t, n in zip(inputs, (needs[0], *needs[3:]))]
+    params = {}
+    for i in range(spec.n_layers):
+        params[f"layers.{i}.weight"] = tensors[2 * i]
+        if spec.bias:
+            params[f"layers.{i}.bias"] = tensors[2 * i + 1]
     with torch.enable_grad():
-        xs = x.detach().requires_grad_(needs[0])
-        ts = [t.detach().requires_grad_(needs[3 + j]) if t is not None else None for j, t in enumerate(tensors)]
-        params = {}
-        for i in range(spec.n_layers):
-            params[f"layers.{i}.weight"] = ts[2 * i]
-            if spec.bias:
-                params[f"layers.{i}.bias"] = ts[2 * i + 1]
-        y, jac = mlp_value_and_grad(xs, params, spec)
+        y, jac = mlp_value_and_grad(x, params, spec)
         outs = [(o, g) for o, g in ((y, dy), (jac, djac)) if g is not None]
-        wrt = [t for t in [xs, *ts] if t is not None and t.requires_grad]
-        got = iter(torch.autograd.grad([o for o, _ in outs], wrt, [g for _, g in outs], create_graph=True,
-                                       allow_unused=True))
-    grads = [next(got) if needs[0] else None, None, None]
-    for j, t in enumerate(ts):
-        grads.append(next(got) if t is not None and t.requires_grad else None)
-    return grads
+        got = iter(torch.autograd.grad([o for o, _ in outs], [t for t, w in zip(inputs, wanted) if w],
+                                       [g for _, g in outs], create_graph=True, allow_unused=True))
+    grads = [next(got) if w else None for w in wanted]
+    return [grads[0], None, None, *grads[1:]]

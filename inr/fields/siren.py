@@ -42,5 +42,10 @@ class SirenField(Field):
     def forward(self, x: torch.Tensor, params: Params | None = None) -> torch.Tensor:
         return self.rescale(self.net(x, params, prefix="net."))
 
-    def config(self) -> dict:
+    def value_and_grad(self, x: torch.Tensor, params: Params | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """The field and its Jacobian dy/dx [..., d_out, d_in] in one forward pass (forward-mode
+        tangents; the fused CUDA kernel where it applies): an eikonal loss then needs no double backward."""
+        y, jac = self.net.value_and_grad(x, params, prefix="net.")
+        return self.rescale(y), jac * self.cfg.output_scale
+
         return {"kind": self.kind, "d_in": self.d_in, "d_out": self.d_out, **asdict(self.cfg)}

@@ -175,6 +175,14 @@ class MLP(nn.Module):
 
         return mlp_op(x, self.params(params, prefix), self.spec)
 
+    def value_and_grad(self, x: torch.Tensor, params: Params | None = None,
+                       prefix: str = "") -> tuple[torch.Tensor, torch.Tensor]:
+        """(y, dy/dx [..., d_out, d_in]) in one forward pass on the selected backend (see
+        `mlp_value_and_grad`): the fused kernel on a GPU, the PyTorch twin elsewhere."""
+        from inr.backends import mlp_value_and_grad_op
+
+        return mlp_value_and_grad_op(x, self.params(params, prefix), self.spec)
+
 
 def _split_layer(params: dict, i: int, spec: MLPSpec):
     return params[f"layers.{i}.weight"], params.get(f"layers.{i}.bias") if spec.bias else None

@@ -139,6 +139,76 @@ void mlp_jvp_backward(const at::Tensor& dy, const at::Tensor& djac, const at::Te
   TORCH_CHECK(err == cudaSuccess, "inr mlp value-and-jacobian backward: ", cudaGetErrorString(err));
 }
 
+// Tensors in the tensor-core kernels' operand type (fp16 or bf16) for `precision`, or empty.
+void check_operand(const at::Tensor& t, const char* name, int64_t precision) {
+  if (!t.numel()) return;
+  const at::ScalarType want = precision == INR_PREC_FP16 ? at::kHalf : at::kBFloat16;
+  TORCH_CHECK(t.is_cuda() && t.scalar_type() == want && t.is_contiguous(), "inr mlp: ", name,
+              " must be a contiguous ", precision == INR_PREC_FP16 ? "float16" : "bfloat16", " CUDA tensor");
+  TORCH_CHECK(reinterpret_cast<uintptr_t>(t.data_ptr()) % 16 == 0, "inr mlp: ", name, " must be 16-byte aligned");
+}
+
+const void* vptr(const at::Tensor& t) { return t.numel() ? t.data_ptr() : nullptr; }
+
+void mlp_tc_forward(const at::Tensor& x, int64_t x_stride, const at::Tensor& w0t, const std::vector<at::Tensor>& w,
+                    const std::vector<at::Tensor>& b, const at::Tensor& y, const at::Tensor& save_h,
+                    const at::Tensor& save_z, int64_t B, int64_t N, int64_t d_in, int64_t d_out, int64_t width,
+                    int64_t act, int64_t out_act, int64_t precision, double w0_first, double w0_hidden) {
+  TORCH_CHECK(w.size() == b.size() && w.size() >= 2 && w.size() <= INR_MLP_MAX_LAYERS, "inr mlp: bad layer count");
+  TORCH_CHECK(precision == INR_PREC_FP16 || precision == INR_PREC_BF16, "inr mlp: precision must be fp16 or bf16");
+  check(x, "x", false);
+  check(w0t, "layer 0 weight", true);
+  check(y, "y", false);
+  check_operand(save_h, "save_h", precision);
+  check(save_z, "save_z", false);
+  InrMlpTcFwdArgs a{};
+  a.B = (int)B; a.N = (int)N; a.d_in = (int)d_in; a.d_out = (int)d_out; a.width = (int)width;
+  a.n_layers = (int)w.size(); a.act = (int)act; a.out_act = (int)out_act; a.precision = (int)precision;
+  a.w0_first = (float)w0_first; a.w0_hidden = (float)w0_hidden;
+  a.x = cptr(x); a.x_stride = x_stride;
+  a.w0t = cptr(w0t); a.w0t_stride = instance_stride(w0t, 2);
+  for (size_t l = 0; l < w.size(); ++l) {
+    if (l > 0) check_operand(w[l], "weight", precision);
+    check(b[l], "bias", false);
+    a.w[l] = vptr(w[l]); a.w_stride[l] = w[l].numel() ? instance_stride(w[l], 2) : 0;
+    a.b[l] = cptr(b[l]); a.b_stride[l] = instance_stride(b[l], 1);
+  }
+  a.y = mptr(y); a.save_h = save_h.numel() ? save_h.data_ptr() : nullptr; a.save_z = mptr(save_z);
+  const c10::cuda::CUDAGuard guard(x.device());
+  const cudaError_t err = inr_mlp_tc_forward(&a, c10::cuda::getCurrentCUDAStream());
+  TORCH_CHECK(err == cudaSuccess, "inr mlp tensor-core forward: ", cudaGetErrorString(err));
+}
+
+void mlp_tc_backward(const at::Tensor& dy, const at::Tensor& y, const at::Tensor& save_h, const at::Tensor& save_z,
+                     const at::Tensor& w0, const std::vector<at::Tensor>& w, const std::vector<at::Tensor>& dz,
+                     const at::Tensor& dx, int64_t B, int64_t N, int64_t d_in, int64_t d_out, int64_t width,
+                     int64_t act, int64_t out_act, int64_t precision, double w0_first, double w0_hidden) {
+  TORCH_CHECK(w.size() == dz.size() && w.size() >= 2 && w.size() <= INR_MLP_MAX_LAYERS, "inr mlp: bad layer count");
+  TORCH_CHECK(precision == INR_PREC_FP16 || precision == INR_PREC_BF16, "inr mlp: precision must be fp16 or bf16");
+  check(dy, "dy", false);
+  check(y, "y", false);
+  check_operand(save_h, "save_h", precision);
+  check(save_z, "save_z", false);
+  check(w0, "layer 0 weight", true);
+  check(dx, "dx", false);
+  InrMlpTcBwdArgs a{};
+  a.B = (int)B; a.N = (int)N; a.d_in = (int)d_in; a.d_out = (int)d_out; a.width = (int)width;
+  a.n_layers = (int)w.size(); a.act = (int)act; a.out_act = (int)out_act; a.precision = (int)precision;
+  a.w0_first = (float)w0_first; a.w0_hidden = (float)w0_hidden;
+  a.dy = cptr(dy); a.y = cptr(y); a.save_h = vptr(save_h); a.save_z = cptr(save_z);
+  a.w0 = cptr(w0); a.w0_stride = instance_stride(w0, 2);
+  for (size_t l = 0; l < w.size(); ++l) {
+    if (l > 0) check_operand(w[l], "weight", precision);
+    check_operand(dz[l], "dz", precision);
+    a.w[l] = vptr(w[l]); a.w_stride[l] = w[l].numel() ? instance_stride(w[l], 2) : 0;
+    a.dz[l] = dz[l].numel() ? dz[l].data_ptr() : nullptr;
+  }
+  a.dx = mptr(dx);
+  const c10::cuda::CUDAGuard guard(dy.device());
+  const cudaError_t err = inr_mlp_tc_backward(&a, c10::cuda::getCurrentCUDAStream());
+  TORCH_CHECK(err == cudaSuccess, "inr mlp tensor-core backward: ", cudaGetErrorString(err));
+}
+
 // ---- hash grid (hashgrid.h) ------------------------------------------------------------------
 
 // Geometry from python lists: dims = (n_dims, n_feat, interpolation, n_inst, n_per, x_stride,
@@ -257,6 +327,8 @@ PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
   m.def("mlp_backward", &mlp_backward, "fused MLP backward through the layers (see kernels/csrc/mlp.h)");
   m.def("mlp_jvp_forward", &mlp_jvp_forward, "fused MLP value and input Jacobian (see kernels/csrc/mlp.h)");
   m.def("mlp_jvp_backward", &mlp_jvp_backward, "backward of mlp_jvp_forward (see kernels/csrc/mlp.h)");
+  m.def("mlp_tc_forward", &mlp_tc_forward, "tensor-core MLP forward, fp16/bf16 operands (see kernels/csrc/mlp.h)");
+  m.def("mlp_tc_backward", &mlp_tc_backward, "tensor-core MLP backward through the layers (see kernels/csrc/mlp.h)");
   m.def("din_pad", &inr_mlp_din_pad, "column padding of the layer-0 matrix the backward expects");
   m.def("dout_pad", &inr_mlp_dout_pad, "column padding of the last layer's matrix the forward expects");
   m.def("hashgrid_forward", &hashgrid_forward, "hash-grid encoding forward (see kernels/csrc/hashgrid.h)");
