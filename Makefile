@@ -8,7 +8,7 @@ TORCH ?= torch==2.13.0
 # The venv's tools (ninja for the kernels' first-use build) come first on PATH.
 export PATH := $(abspath $(VENV))/bin:$(PATH)
 
-.PHONY: setup demo test bench clean
+.PHONY: setup demo test bench gpu-check clean
 
 setup: $(VENV)/.installed
 
@@ -32,6 +32,14 @@ bench: setup
 	$(PY) benchmarks/image_fit.py
 	$(PY) benchmarks/mlp_cpu.py
 	$(PY) benchmarks/sdf_fit.py
+
+# On a machine with a CUDA GPU and its own PyTorch build (no venv): every CUDA kernel test, then
+# the kernel benchmark (one JSON line per configuration) into bench-kernels.jsonl.
+GPU_TESTS := tests/test_cuda_mlp.py tests/test_cuda_tc.py tests/test_cuda_jvp.py tests/test_cuda_hashgrid.py \
+	tests/test_tcnn_backend.py
+gpu-check:
+	$(PYTHON) -m pytest -q $(GPU_TESTS)
+	$(PYTHON) benchmarks/kernels.py | tee bench-kernels.jsonl
 
 clean:
 	rm -rf $(VENV) runs .pytest_cache

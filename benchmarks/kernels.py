@@ -317,36 +317,19 @@ def fused_api():
     from inr.backends import cuda
 
     def supports(x, params, spec, prec):
-        try:
-            return cuda.supports(x, params, spec, precision=prec)
-        except TypeError:
-            if prec != "fp32":
-                raise
-            return cuda.supports(x, params, spec)
+        return cuda.supports(x, params, spec, precision=prec)
 
     def fused(x, params, spec, prec):
-        if prec == "fp32":
-            try:
-                return cuda.fused_mlp(x, params, spec, precision=prec)
-            except TypeError as e:
-                if "precision" not in str(e):
-                    raise
-                return cuda.fused_mlp(x, params, spec)
         return cuda.fused_mlp(x, params, spec, precision=prec)
 
     return supports, fused
 
 
 def value_and_grad_api():
-    """(supports_value_and_grad, fused_value_and_grad) from inr.backends.cuda (or cuda_jvp)."""
-    from inr.backends import cuda
+    """(supports_value_and_grad, fused_value_and_grad) of inr.backends.cuda_jvp."""
+    from inr.backends import cuda_jvp
 
-    sup, fused = getattr(cuda, "supports_value_and_grad", None), getattr(cuda, "fused_value_and_grad", None)
-    if sup is None or fused is None:
-        from inr.backends import cuda_jvp
-
-        sup, fused = cuda_jvp.supports_value_and_grad, cuda_jvp.fused_value_and_grad
-    return sup, fused
+    return cuda_jvp.supports_value_and_grad, cuda_jvp.fused_value_and_grad
 
 
 def fused_unavailable_reason(what: str = "inr.backends.cuda.supports") -> str:

@@ -143,10 +143,17 @@ def test_grid_layout_is_tcnns(cfg, d):
     assert list(lay.offsets) == [sum(n for _, _, n in ref[:i]) for i in range(cfg.n_levels)]
 
 
-def test_grid_scales_match_tcnn_for_a_derived_per_level_scale():
-    cfg = HashGridConfig(n_levels=16, finest_resolution=2048)  # 128 ** (1/15): not exact in float32
-    ref = _tcnn_level_sizes(cfg, 3, _tcnn_log2(cfg.per_level_scale))
-    assert list(grid_layout(cfg, 3).scales) == [s for s, _, _ in ref]
+def test_grids_whose_tcnn_scales_differ_are_refused():
+    """grid_layout rounds the float64 log2 of per_level_scale; tcnn takes log2 of its float32 value.
+    Where that changes the level scales, the tcnn backend must not run the grid."""
+    cfg = HashGridConfig(n_levels=16, finest_resolution=512)  # 32 ** (1/15): not exact in float32
+    ref = _tcnn_level_sizes(cfg, 2, _tcnn_log2(cfg.per_level_scale))
+    assert tcnn.tcnn_level_scales(cfg) == tuple(s for s, _, _ in ref)
+    assert list(grid_layout(cfg, 2).scales) != [s for s, _, _ in ref] and ref[-1][1] == 513
+    x, table = torch.zeros(4, 2), torch.zeros(grid_layout(cfg, 2).total_rows, 2)
+    assert "per_level_scale" in tcnn.hashgrid_unsupported(x, table, cfg)
+    exact = HashGridConfig()  # per_level_scale 2: exact, the scales agree
+    assert tcnn.tcnn_level_scales(exact) == grid_layout(exact, 3).scales
 
 
 def test_configs_sent_to_tcnn():

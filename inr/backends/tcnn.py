@@ -45,10 +45,10 @@ Facts this relies on (tiny-cuda-nn, github.com/NVlabs/tiny-cuda-nn):
   [total_rows, F] flattened row major, so packing is a reshape. `Encoding(..., dtype=float32)`
   keeps table, gradients and features in float32 (modules.py `Encoding`).
   One difference: tcnn takes `log2` of the float32 `per_level_scale` in float32
-  (`encoding.value("per_level_scale", 2.0f)`, `std::log2(m_per_level_scale)`), while
-  `grid_layout` takes it of the float64 value; for scales that are not exact in float32
-  (e.g. derived from finest_resolution) the level scales then differ by up to ~5e-3 cells at the
-  finest level, and rarely a level's resolution differs (tests/test_tcnn_backend.py, xfail).
+  (`std::log2(m_per_level_scale)`), while `grid_layout` rounds the float64 log2 of the float64
+  value (kept: changing it would change the tables of existing runs). Where the two disagree
+  (a scale not exact in float32, e.g. derived from finest_resolution 512: tcnn's finest level
+  then has 513 vertices), `hashgrid_supports` says False and the grid runs on the "cuda" kernels.
 
 What runs here (else `mlp_supports` / `hashgrid_supports` say False and the dispatcher uses
 the "cuda" kernels): MLPs without biases, 1+ hidden layers of one width in {16, 32, 64, 128},
@@ -74,10 +74,12 @@ from __future__ import annotations
 import contextlib
 import functools
 import importlib
+import math
 import warnings
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 
@@ -252,6 +254,8 @@ def hashgrid_unsupported(x: torch.Tensor, table: torch.Tensor, config: HashGridC
     if config.n_levels > MAX_LEVELS:
         return f"{config.n_levels} levels > {MAX_LEVELS}"
     lay = grid_layout(config, d)
+    if lay.scales != tcnn_level_scales(config):
+        return "per_level_scale not exact in float32: tcnn's level scales differ from this grid's"
     if tuple(table.shape) != (lay.total_rows, config.n_features_per_level):
         return (f"table of shape {tuple(table.shape)} (tcnn runs one shared "
                 f"[{lay.total_rows}, {config.n_features_per_level}] table)")
@@ -266,6 +270,14 @@ def hashgrid_unsupported(x: torch.Tensor, table: torch.Tensor, config: HashGridC
     if _encoding(config, d, x.device) is None:
         return "tcnn could not build this grid (see the warning)"
     return None
+
+
+def tcnn_level_scales(config: HashGridConfig) -> tuple[float, ...]:
+    """The level scales tcnn computes (grid.h): exp2f(l * log2f(float(per_level_scale))) * base - 1."""
+    log2_scale = np.float32(math.log2(float(np.float32(config.per_level_scale))))
+    base = np.float32(config.base_resolution)
+    return tuple(float(np.float32(np.exp2(np.float32(lvl) * log2_scale)) * base - np.float32(1))
+                 for lvl in range(config.n_levels))
 
 
 def hashgrid_supports(x: torch.Tensor, table: torch.Tensor, config: HashGridConfig) -> bool:

@@ -17,7 +17,7 @@ from inr.train.loop import resolve_device
 from inr.train.nerf import NerfFitConfig, build_nerf_task, evaluate_views, load_renderer, save_grid
 from inr.train.rundir import RunDir
 
-from .fitting import add_fit_options, require_backend, announce, default_out, fit_settings, run_for, train_run
+from .fitting import add_fit_options, announce, default_out, fit_settings, require_backend, run_for, train_run
 from .options import build_dataclass
 
 TOP_LEVEL = ("target", "downscale", "background", "eval_background", "loss", "eval_views")

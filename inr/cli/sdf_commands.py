@@ -12,7 +12,7 @@ from inr.train.loop import resolve_device
 from inr.train.rundir import RunDir
 from inr.train.sdf import SDF_FIELDS, SDFFitConfig, build_sdf_task, evaluate_field, save_mesh
 
-from .fitting import add_fit_options, require_backend, announce, default_out, fit_settings, run_for, train_run
+from .fitting import add_fit_options, announce, default_out, fit_settings, require_backend, run_for, train_run
 
 TOP_LEVEL = ("target", "field", "sign_rays", "eval_resolution")
 MESH_OUTPUTS = (".ply", ".obj", ".glb", ".stl", ".off")

@@ -190,8 +190,7 @@ def grid_layout(config: HashGridConfig, n_dims: int) -> GridLayout:
     """Level scales, resolutions, table sizes and offsets exactly as tcnn's GridEncoding builds them."""
     if n_dims < 1 or n_dims > len(PRIMES):
         raise ValueError(f"hash grid needs 1 to {len(PRIMES)} input dims, got {n_dims}")
-    # tcnn keeps per_level_scale as a float and takes std::log2 of it in float32 (grid.h)
-    log2_scale = np.float32(math.log2(float(np.float32(config.per_level_scale))))
+    log2_scale = np.float32(math.log2(config.per_level_scale))
     scales, resolutions, sizes, offsets, hashed = [], [], [], [], []
     offset = 0
     for lvl in range(config.n_levels):

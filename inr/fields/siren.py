@@ -48,4 +48,5 @@ class SirenField(Field):
         y, jac = self.net.value_and_grad(x, params, prefix="net.")
         return self.rescale(y), jac * self.cfg.output_scale
 
+    def config(self) -> dict:
         return {"kind": self.kind, "d_in": self.d_in, "d_out": self.d_out, **asdict(self.cfg)}
