@@ -5,7 +5,10 @@ Each kernel case runs on the GPU (skipped without CUDA) and in the CPU emulation
 sources (tests/cuda_emu), with fresh random inputs and NaN-poisoned output buffers. Checked:
 y, J = dy/dx, and the gradients of an eikonal-style loss L = mean(y^2) + mean((|J| - 1)^2) with
 respect to x and every parameter (what an SDF fit trains with), elementwise
-    |got - ref| <= RTOL * |ref| + ATOL * max|ref|    (RTOL 1e-4, ATOL 1e-5; sine: ATOL 3e-5)
+    |got - ref| <= RTOL * |ref| + ATOL * max|ref| + ABS
+RTOL 1e-4; ATOL 1e-5 for y and J (sine: 3e-5, w0 = 30 amplifies float32 rounding), 1e-4 for the
+loss gradients (second derivatives, with cancellation); ABS 5e-7 for values that are nearly zero
+by cancellation (a sum of O(1) float32 terms is good to about 1e-7 absolute, not relative).
 """
 from __future__ import annotations
 
@@ -16,8 +19,9 @@ import torch
 
 from inr.nn import MLPSpec, init_mlp_params, mlp_forward
 from inr.nn.mlp import mlp_value_and_grad
-from test_cuda_mlp import assert_close, draw_x, make_params, poisoned  # noqa: F401  (fixture)
-import test_cuda_mlp
+from test_cuda_mlp import draw_x, make_params, poisoned  # noqa: F401  (fixture)
+
+RTOL, ABS = 1e-4, 5e-7
 
 
 def reference(x, params, spec):
@@ -65,14 +69,16 @@ def run_jvp_case(device, width=32, act="sine", d_in=3, d_out=1, n_hidden=2, B=No
 
 
 def _checked(ctx, name, got, ref, act):
-    old = test_cuda_mlp.ATOL
-    test_cuda_mlp.ATOL = 3e-5 if act == "sine" else 1e-5  # w0 = 30 amplifies float32 rounding in J
-    try:
-        assert_close(name, got, ref)
-    except AssertionError as e:
-        raise AssertionError(f"{ctx}: {e}") from None
-    finally:
-        test_cuda_mlp.ATOL = old
+    assert got is not None, f"{ctx}: {name}: no gradient"
+    assert tuple(got.shape) == tuple(ref.shape), f"{ctx}: {name}: shape {tuple(got.shape)} != {tuple(ref.shape)}"
+    got, ref = got.detach().double().cpu(), ref.detach().double().cpu()
+    assert torch.isfinite(got).all(), f"{ctx}: {name}: non-finite values (unwritten elements?)"
+    atol = 1e-4 if name.startswith("dL/d") else 3e-5 if act == "sine" else 1e-5
+    scale = ref.abs().max()
+    excess = (got - ref).abs() / (RTOL * ref.abs() + atol * scale + ABS)
+    worst = int(excess.argmax())
+    assert excess.max() <= 1, (f"{ctx}: {name}: |got-ref| = {(got - ref).abs().flatten()[worst]:.3g} at flat index "
+                               f"{worst} (ref {ref.flatten()[worst]:.6g}, max|ref| {scale:.3g})")
 
 
 @pytest.mark.parametrize("act", ["sine", "relu", "none"])
