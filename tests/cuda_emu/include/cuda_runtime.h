@@ -1,7 +1,9 @@
 // CPU emulation of the device side of CUDA C++ that the kernels use (tests only; see ../__init__.py).
 // Every CUDA thread of a block is a fiber (ucontext) on one host thread; __syncthreads and
 // __syncwarp switch fibers, so barrier placement, shared-memory phases and index arithmetic
-// behave as on a GPU, and a barrier that can never complete aborts with a message.
+// behave as on a GPU, and a barrier that can never complete aborts with a message. Between
+// barriers the threads run in a fresh random order each time, so a read that a missing barrier
+// leaves unordered after another thread's write sees the stale or the NaN-poisoned value.
 #pragma once
 #include <ucontext.h>
 
@@ -11,6 +13,8 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <numeric>
+#include <random>
 #include <type_traits>
 #include <vector>
 
@@ -137,6 +141,9 @@ void launch(Kernel kernel, unsigned blocks, unsigned threads, const Args& args, 
   sched.stacks.resize(threads * kStack);
   gridDim = {blocks, 1, 1};
   blockDim = {threads, 1, 1};
+  std::vector<unsigned> order(threads);
+  std::iota(order.begin(), order.end(), 0u);
+  std::mt19937 rng(12345u + blocks);
   for (unsigned b = 0; b < blocks; ++b) {
     std::fill(smem, smem + smem_bytes / sizeof(float), std::nanf(""));
     blockIdx = {b, 0, 0};
@@ -151,7 +158,8 @@ void launch(Kernel kernel, unsigned blocks, unsigned threads, const Args& args, 
     }
     for (;;) {
       bool ran = false;
-      for (unsigned t = 0; t < threads; ++t) {
+      std::shuffle(order.begin(), order.end(), rng);
+      for (unsigned t : order) {
         if (sched.fibers[t].state != kRunnable) continue;
         sched.current = t;
         threadIdx = {t, 0, 0};
