@@ -146,8 +146,11 @@ def _operand_weight_grad(dz, h, w, B, N):
 
 def _matmul_f32(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     if a.is_cuda:  # cuBLAS with fp32 output (no rounding of the sum to the operand type)
-        return (torch.bmm if a.dim() == 3 else torch.mm)(a, b, out_dtype=torch.float32)
-    return a.float() @ b.float()  # the CPU emulation in the tests
+        try:
+            return (torch.bmm if a.dim() == 3 else torch.mm)(a, b, out_dtype=torch.float32)
+        except (RuntimeError, TypeError):  # a PyTorch without out_dtype for these operands
+            pass
+    return a.float() @ b.float()  # exact operands, fp32 product (also the CPU emulation in the tests)
 
 
 def _round4(v: int) -> int:
