@@ -99,10 +99,7 @@ def fused_mlp(x: torch.Tensor, params: Params, spec: MLPSpec, precision: str = "
     ext = _ext() if layout is not None and precision in PRECISIONS else None
     if ext is None:
         raise ValueError("fused_mlp cannot run these inputs (check inr.backends.cuda.supports)")
-    tensors = []
-    for i in range(spec.n_layers):
-        tensors.append(params[f"layers.{i}.weight"])
-        tensors.append(params[f"layers.{i}.bias"] if spec.bias else None)
+    tensors = _layer_tensors(params, spec)
     if precision != "fp32":
         from .cuda_tc import fused_mlp_tc
 
@@ -150,29 +147,43 @@ class _FusedMLP(torch.autograd.Function):
             grads.append(_weight_grad(dz[i], h_in, weights[i], B, N, broadcast_x and i == 0)
                          if ctx.needs_input_grad[3 + 2 * i] else None)
             grads.append(db[i] if ctx.needs_input_grad[4 + 2 * i] else None)
-        if need_dx:
-            dx = dx.view(B, N, spec.d_in)
-            dx = (dx.sum(0) if broadcast_x else dx).reshape(ctx.x_shape)
-        else:
-            dx = None
+        dx = _fold_dx(dx, B, N, x_stride, ctx.x_shape) if need_dx else None
         return (dx, None, None, *grads)
+
+
+def _layer_tensors(params, spec) -> list:
+    """(weight, bias or None) of every layer, flat: what the autograd Functions take."""
+    tensors = []
+    for i in range(spec.n_layers):
+        tensors.append(params[f"layers.{i}.weight"])
+        tensors.append(params[f"layers.{i}.bias"] if spec.bias else None)
+    return tensors
+
+
+def _points(x, layout, d_in):
+    """How the kernels read x: (x contiguous, N points per instance, x_stride (0: one point set for
+    every instance), the outputs' leading shape)."""
+    B, batched = layout
+    x_c = x.contiguous()
+    if not batched:  # everything shared: all points form one instance
+        return x_c, x_c.numel() // d_in, 0, tuple(x.shape[:-1])
+    N = x_c.shape[-2]
+    return x_c, N, N * d_in if x_c.dim() == 3 else 0, (B, N)
+
+
+def _fold_dx(dx, B, N, x_stride, x_shape):
+    """dL/dx from the kernels' per-row dx: summed over instances where they share one point set."""
+    dx = dx.view(B, N, -1)
+    return (dx.sum(0) if x_stride == 0 and B > 1 else dx).reshape(x_shape)
 
 
 def _forward(ext, x, layout, spec, tensors, train):
     """Run the forward kernel. Returns (y, x as the kernel read it, save_h, save_z, (B, N, x_stride))."""
     W, L = spec.hidden[0], spec.n_layers
-    B, batched = layout
-    x_c = x.contiguous()
-    if not batched:  # everything shared: all points form one instance
-        N = x_c.numel() // spec.d_in
-        x_stride = 0
-        out_shape = (*x.shape[:-1], spec.d_out)
-    else:
-        N = x_c.shape[-2]
-        x_stride = N * spec.d_in if x_c.dim() == 3 else 0
-        out_shape = (B, N, spec.d_out)
+    B = layout[0]
+    x_c, N, x_stride, lead = _points(x, layout, spec.d_in)
     rows, dev = B * N, x.device
-    y = buf.alloc(*out_shape, device=dev)
+    y = buf.alloc(*lead, spec.d_out, device=dev)
     save_h = buf.alloc(L - 1, rows, W, device=dev) if train else buf.none(dev)
     save_z = buf.alloc(L - 1, rows, W, device=dev) if train and spec.activation == "sine" else buf.none(dev)
     mats, biases = _fwd_mats(ext, tensors[0::2], tensors[1::2], spec)

@@ -37,10 +37,7 @@ def fused_value_and_grad(x: torch.Tensor, params: Params, spec: MLPSpec) -> tupl
     if not supports_value_and_grad(x, params, spec):
         raise ValueError("fused_value_and_grad cannot run these inputs (check supports_value_and_grad)")
     layout = cuda._layout(x, params, spec)
-    tensors = []
-    for i in range(spec.n_layers):
-        tensors.append(params[f"layers.{i}.weight"])
-        tensors.append(params[f"layers.{i}.bias"] if spec.bias else None)
+    tensors = cuda._layer_tensors(params, spec)
     needs_grad = torch.is_grad_enabled() and (x.requires_grad or any(t is not None and t.requires_grad
                                                                       for t in tensors))
     if not needs_grad:
@@ -51,14 +48,8 @@ def fused_value_and_grad(x: torch.Tensor, params: Params, spec: MLPSpec) -> tupl
 def _forward(ext, x, layout, spec, tensors, train):
     """Run the forward kernel: (y, J, x as read, save_h, save_z, (B, N, x_stride))."""
     W, L, C = spec.hidden[0], spec.n_layers, 1 + spec.d_in
-    B, batched = layout
-    x_c = x.contiguous()
-    if not batched:
-        N, x_stride, lead = x_c.numel() // spec.d_in, 0, x.shape[:-1]
-    else:
-        N = x_c.shape[-2]
-        x_stride = N * spec.d_in if x_c.dim() == 3 else 0
-        lead = (B, N)
+    B = layout[0]
+    x_c, N, x_stride, lead = cuda._points(x, layout, spec.d_in)
     rows, dev = B * N, x.device
     y = buf.alloc(*lead, spec.d_out, device=dev)
     jac = buf.alloc(*lead, spec.d_out, spec.d_in, device=dev)
@@ -121,11 +112,7 @@ class _FusedJvp(torch.autograd.Function):
                 grads.append(value.sum(1) if tensors[2 * i + 1].dim() == 2 else value.sum((0, 1)))
             else:
                 grads.append(None)
-        if need_dx:
-            dx = dx.view(B, N, d_in)
-            dx = (dx.sum(0) if broadcast_x else dx).reshape(ctx.x_shape)
-        else:
-            dx = None
+        dx = cuda._fold_dx(dx, B, N, x_stride, ctx.x_shape) if need_dx else None
         return (dx, None, None, *grads)
 
 

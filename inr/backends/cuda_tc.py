@@ -39,20 +39,14 @@ def _forward(ext, x, layout, spec, tensors, precision, train):
     """Run the forward kernel: (y, x as read, save_h, save_z, (B, N, x_stride))."""
     code, dtype = PRECISIONS[precision]
     W, L = spec.hidden[0], spec.n_layers
-    B, batched = layout
-    x_c = x.contiguous()
-    if not batched:
-        N, x_stride, out_shape = x_c.numel() // spec.d_in, 0, (*x.shape[:-1], spec.d_out)
-    else:
-        N = x_c.shape[-2]
-        x_stride = N * spec.d_in if x_c.dim() == 3 else 0
-        out_shape = (B, N, spec.d_out)
+    B = layout[0]
+    x_c, N, x_stride, lead = cuda._points(x, layout, spec.d_in)
     rows, dev = B * N, x.device
-    y = buf.alloc(*out_shape, device=dev)
+    y = buf.alloc(*lead, spec.d_out, device=dev)
     save_h = buf.alloc(L - 1, rows, W, device=dev, dtype=dtype) if train else buf.none(dev)
     save_z = buf.alloc(L - 1, rows, W, device=dev) if train and spec.activation == "sine" else buf.none(dev)
     weights, biases = tensors[0::2], tensors[1::2]
-    w0t = buf.aligned(F.pad(weights[0].transpose(-1, -2), (0, 0, 0, _round4(spec.d_in) - spec.d_in)))
+    w0t = buf.aligned(F.pad(weights[0].transpose(-1, -2), (0, 0, 0, cuda._round4(spec.d_in) - spec.d_in)))
     ext.mlp_tc_forward(x_c, x_stride, w0t, _operand_mats(weights, spec, dtype), _biases(biases, spec, dev), y, save_h,
                        save_z, B, N, spec.d_in, spec.d_out, W, cuda._ACT[spec.activation],
                        cuda._ACT[spec.output_activation], code, spec.w0_first, spec.w0_hidden)
@@ -106,7 +100,7 @@ class _FusedTcMLP(torch.autograd.Function):
         dz.append(buf.alloc(rows, spec.d_out, device=dev, dtype=dtype))
         need_dx = needs[0]
         dx = buf.alloc(rows, spec.d_in, device=dev) if need_dx else buf.none(dev)
-        w0 = buf.aligned(F.pad(weights[0], (0, _round4(spec.d_in) - spec.d_in)))
+        w0 = buf.aligned(F.pad(weights[0], (0, cuda._round4(spec.d_in) - spec.d_in)))
         ext = cuda._ext()
         ext.mlp_tc_backward(dy.reshape(rows, spec.d_out).contiguous(), y.reshape(rows, spec.d_out), save_h, save_z,
                             w0, _operand_mats(weights, spec, dtype), dz, dx, B, N, spec.d_in, spec.d_out, W,
@@ -128,11 +122,7 @@ class _FusedTcMLP(torch.autograd.Function):
                 grads.append(d.sum(1, dtype=torch.float32) if b.dim() == 2 else d.sum((0, 1), dtype=torch.float32))
             else:
                 grads.append(None)
-        if need_dx:
-            dx = dx.view(B, N, spec.d_in)
-            dx = (dx.sum(0) if broadcast_x else dx).reshape(ctx.x_shape)
-        else:
-            dx = None
+        dx = cuda._fold_dx(dx, B, N, x_stride, ctx.x_shape) if need_dx else None
         return (dx, None, None, None, *grads)
 
 
@@ -151,7 +141,3 @@ def _matmul_f32(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
         except (RuntimeError, TypeError):  # a PyTorch without out_dtype for these operands
             pass
     return a.float() @ b.float()  # exact operands, fp32 product (also the CPU emulation in the tests)
-
-
-def _round4(v: int) -> int:
-    return (v + 3) // 4 * 4
