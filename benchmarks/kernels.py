@@ -118,6 +118,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from inr.nn import MLPSpec, mlp_forward  # noqa: E402
+from inr.nn.mlp import mlp_value_and_grad  # noqa: E402
 
 MODES = ("infer", "train")
 PRECISIONS = ("fp32", "fp16", "bf16")
@@ -839,6 +840,18 @@ def _eikonal_engines(lines: dict, spec: MLPSpec, batch: int, db_state: dict) -> 
         for line in lines.values():
             line.update(kv)
 
+    def value_and_grad_modes(value_and_grad):
+        """The timed closures of a value-and-Jacobian op: inference, and a step of the eikonal loss."""
+        def infer():
+            with torch.no_grad():
+                value_and_grad(x, params, spec)
+
+        def train():
+            zero_grads(params)
+            eikonal_loss(*value_and_grad(x, params, spec)).backward()
+
+        return {"infer": infer, "train": train}
+
     def fused_setup():
         try:
             sup, fused = value_and_grad_api()
@@ -851,19 +864,10 @@ def _eikonal_engines(lines: dict, spec: MLPSpec, batch: int, db_state: dict) -> 
         e, ej = out_errors(y, y64), out_errors(jac, j64)
         both(max_abs_err=e["max_abs_err"], rel_l2_err=e["rel_l2_err"], jac_max_abs_err=ej["max_abs_err"],
              jac_rel_l2_err=ej["rel_l2_err"])
-        zero_grads(params)
-        eikonal_loss(*fused(x, params, spec)).backward()
+        modes = value_and_grad_modes(fused)
+        modes["train"]()
         both(grad_rel_err=grad_rel_err(params, g64))
-
-        def infer():
-            with torch.no_grad():
-                fused(x, params, spec)
-
-        def train():
-            zero_grads(params)
-            eikonal_loss(*fused(x, params, spec)).backward()
-
-        return {"infer": infer, "train": train}
+        return modes
 
     run_engine(lines, "fused", fused_setup, batch)
     g64 = None  # the setup above was its only user
@@ -884,25 +888,10 @@ def _eikonal_engines(lines: dict, spec: MLPSpec, batch: int, db_state: dict) -> 
 
     run_engine(lines, "eager", eager_setup, batch)
 
-    def vg():
-        from inr.nn.mlp import mlp_value_and_grad
-
-        return mlp_value_and_grad
-
     def fwdmode_setup():
-        value_and_grad = vg()
         with torch.no_grad():
-            both(eager_fwdmode_jac_rel_l2_err=out_errors(value_and_grad(x, params, spec)[1], j64)["rel_l2_err"])
-
-        def infer():
-            with torch.no_grad():
-                value_and_grad(x, params, spec)
-
-        def train():
-            zero_grads(params)
-            eikonal_loss(*value_and_grad(x, params, spec)).backward()
-
-        return {"infer": infer, "train": train}
+            both(eager_fwdmode_jac_rel_l2_err=out_errors(mlp_value_and_grad(x, params, spec)[1], j64)["rel_l2_err"])
+        return value_and_grad_modes(mlp_value_and_grad)
 
     run_engine(lines, "eager_fwdmode", fwdmode_setup, batch)
 
@@ -911,10 +900,9 @@ def _eikonal_engines(lines: dict, spec: MLPSpec, batch: int, db_state: dict) -> 
     def compile_setup():
         nonlocal used_compile
         compile_check("eikonal")
-        value_and_grad = vg()
         used_compile = True
-        cvg = compiled(lambda x, p: value_and_grad(x, p, spec))
-        closs = compiled(lambda x, p: eikonal_loss(*value_and_grad(x, p, spec)))
+        cvg = compiled(lambda x, p: mlp_value_and_grad(x, p, spec))
+        closs = compiled(lambda x, p: eikonal_loss(*mlp_value_and_grad(x, p, spec)))
 
         def infer():
             with torch.no_grad():
