@@ -8,17 +8,8 @@ namespace inr {
 
 template <int W, int DINP>
 static cudaError_t launch_backward(const InrMlpBwdArgs& a, cudaStream_t stream) {
-  constexpr int T = TileRows<W>::value;
-  const size_t bytes = sizeof(float) * (size_t)bwd_smem_floats<W, DINP>();
-  if (bytes > 48 * 1024) {
-    cudaError_t err =
-        cudaFuncSetAttribute(mlp_backward_kernel<W, DINP>, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)bytes);
-    if (err != cudaSuccess) return err;
-  }
-  const int64_t blocks = (int64_t)a.B * ((a.N + T - 1) / T);
-  if (blocks > 0x7fffffff) return cudaErrorInvalidValue;
-  INR_LAUNCH((unsigned)blocks, kThreads, bytes, stream, a, mlp_backward_kernel<W, DINP>);
-  return cudaGetLastError();
+  return launch_blocks(mlp_backward_kernel<W, DINP>, a, TileRows<W>::value,
+                       sizeof(float) * (size_t)bwd_smem_floats<W, DINP>(), stream);
 }
 
 template <int W>

@@ -35,25 +35,20 @@ __global__ void __launch_bounds__(kThreads, BwdMinBlocks<W>::value) mlp_backward
   float* sdb = mat + W * (W > DINP ? W : DINP);  // this block's bias-gradient sums of one layer
 
   const int tid = threadIdx.x;
-  const int tiles = (a.N + T - 1) / T;
-  const int inst = blockIdx.x / tiles;
-  const int n0 = (blockIdx.x - inst * tiles) * T;
-  const int valid = min(T, a.N - n0);
-  const int64_t row0 = (int64_t)inst * a.N + n0;
-  const int64_t rows = (int64_t)a.B * a.N;
+  const BlockPoints bp(T, a.N, a.B);
   const int L = a.n_layers;
 
   // Output layer: dz = dy * act'(y); zero in the padding so the products below stay finite.
   const int kout = round_up4(a.d_out);
   if (tid < W) sdb[tid] = 0.f;
   {
-    const float* dys = a.dy + row0 * a.d_out;
-    const float* ys = a.y + row0 * a.d_out;
-    float* dzs = a.dz[L - 1] + row0 * a.d_out;
+    const float* dys = a.dy + bp.row0 * a.d_out;
+    const float* ys = a.y + bp.row0 * a.d_out;
+    float* dzs = a.dz[L - 1] + bp.row0 * a.d_out;
     for (int e = tid; e < T * kout; e += kThreads) {
       const int p = e / kout, o = e - p * kout;
       float g = 0.f;
-      if (p < valid && o < a.d_out) {
+      if (p < bp.valid && o < a.d_out) {
         const int i = p * a.d_out + o;
         g = dys[i] * output_grad(a.out_act, ys[i]);
         dzs[i] = g;
@@ -66,22 +61,22 @@ __global__ void __launch_bounds__(kThreads, BwdMinBlocks<W>::value) mlp_backward
   for (int l = L - 1; l >= 1; --l) {
     const int K = l == L - 1 ? kout : W;
     const int cols = l == L - 1 ? a.d_out : W;
-    smem_copy(mat, a.w[l] + inst * a.w_stride[l], K * W);
+    smem_copy(mat, a.w[l] + bp.inst * a.w_stride[l], K * W);
     __syncthreads();
-    if (a.db[l]) column_sums(buf, ld, valid, cols, sdb);
+    if (a.db[l]) column_sums(buf, ld, bp.valid, cols, sdb);
     const int o0 = (tid % HT::TX) * HT::TN, p0 = (tid / HT::TX) * HT::TM;
     float acc[HT::TM][HT::TN];
     tile_gemm<T, W>(buf, ld, K, mat, p0, o0, acc);
     __syncthreads();  // every thread has read buf and mat, and added to sdb
-    flush_bias_grad(sdb, a.db[l] ? a.db[l] + inst * a.db_stride[l] : nullptr, cols);
+    flush_bias_grad(sdb, a.db[l] ? a.db[l] + bp.inst * a.db_stride[l] : nullptr, cols);
     const float w0 = l - 1 == 0 ? a.w0_first : a.w0_hidden;
-    const int64_t off = ((int64_t)(l - 1) * rows + row0) * W;
-    float* dzs = a.dz[l - 1] + row0 * W;
+    const int64_t off = ((int64_t)(l - 1) * bp.rows + bp.row0) * W;
+    float* dzs = a.dz[l - 1] + bp.row0 * W;
 #pragma unroll
     for (int i = 0; i < HT::TM; ++i) {
       const int p = p0 + i;
       float g[HT::TN];
-      if (p < valid) {
+      if (p < bp.valid) {
         float h[HT::TN], z[HT::TN];
         load_vec<HT::TN>(h, a.save_h + off + (int64_t)p * W + o0);
         if (a.save_z) load_vec<HT::TN>(z, a.save_z + off + (int64_t)p * W + o0);
@@ -97,24 +92,24 @@ __global__ void __launch_bounds__(kThreads, BwdMinBlocks<W>::value) mlp_backward
   }
 
   // Input: dx = dz_0 W_0, with W_0 padded to DINP columns; and the first layer's bias sums.
-  if (a.dx) smem_copy(mat, a.w[0] + inst * a.w_stride[0], W * DINP);
+  if (a.dx) smem_copy(mat, a.w[0] + bp.inst * a.w_stride[0], W * DINP);
   __syncthreads();
-  if (a.db[0]) column_sums(buf, ld, valid, W, sdb);
+  if (a.db[0]) column_sums(buf, ld, bp.valid, W, sdb);
   if (a.dx) {
     const int o0 = (tid % IT::TX) * IT::TN, p0 = (tid / IT::TX) * IT::TM;
     float acc[IT::TM][IT::TN];
     tile_gemm<T, DINP>(buf, ld, W, mat, p0, o0, acc);
-    float* dxs = a.dx + row0 * a.d_in;
+    float* dxs = a.dx + bp.row0 * a.d_in;
 #pragma unroll
     for (int i = 0; i < IT::TM; ++i)
 #pragma unroll
       for (int j = 0; j < IT::TN; ++j) {
         const int p = p0 + i, k = o0 + j;
-        if (p < valid && k < a.d_in) dxs[p * a.d_in + k] = acc[i][j];
+        if (p < bp.valid && k < a.d_in) dxs[p * a.d_in + k] = acc[i][j];
       }
   }
   __syncthreads();
-  flush_bias_grad(sdb, a.db[0] ? a.db[0] + inst * a.db_stride[0] : nullptr, W);
+  flush_bias_grad(sdb, a.db[0] ? a.db[0] + bp.inst * a.db_stride[0] : nullptr, W);
 }
 
 }  // namespace inr

@@ -12,17 +12,8 @@ namespace inr {
 
 template <int W, int OUTP>
 static cudaError_t launch_forward(const InrMlpFwdArgs& a, cudaStream_t stream) {
-  constexpr int T = TileRows<W>::value;
-  const size_t bytes = sizeof(float) * (size_t)fwd_smem_floats<W>(a.d_in);
-  if (bytes > 48 * 1024) {  // above 48 KB a kernel must opt in to more dynamic shared memory
-    cudaError_t err =
-        cudaFuncSetAttribute(mlp_forward_kernel<W, OUTP>, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)bytes);
-    if (err != cudaSuccess) return err;
-  }
-  const int64_t blocks = (int64_t)a.B * ((a.N + T - 1) / T);
-  if (blocks > 0x7fffffff) return cudaErrorInvalidValue;
-  INR_LAUNCH((unsigned)blocks, kThreads, bytes, stream, a, mlp_forward_kernel<W, OUTP>);
-  return cudaGetLastError();
+  return launch_blocks(mlp_forward_kernel<W, OUTP>, a, TileRows<W>::value,
+                       sizeof(float) * (size_t)fwd_smem_floats<W>(a.d_in), stream);
 }
 
 template <int W>

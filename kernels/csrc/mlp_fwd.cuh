@@ -27,26 +27,21 @@ __global__ void __launch_bounds__(kThreads, FwdMinBlocks<W>::value) mlp_forward_
   float* bias = mat + fwd_mat_floats(W, a.d_in);
 
   const int tid = threadIdx.x;
-  const int tiles = (a.N + T - 1) / T;
-  const int inst = blockIdx.x / tiles;
-  const int n0 = (blockIdx.x - inst * tiles) * T;
-  const int valid = min(T, a.N - n0);
-  const int64_t row0 = (int64_t)inst * a.N + n0;  // first output row of this tile
-  const int64_t rows = (int64_t)a.B * a.N;
+  const BlockPoints bp(T, a.N, a.B);
 
   // Input tile, zero-padded to kin columns and T points (padding must be finite: it is multiplied).
-  const float* xs = a.x + inst * a.x_stride + (int64_t)n0 * a.d_in;
+  const float* xs = a.x + bp.inst * a.x_stride + (int64_t)bp.n0 * a.d_in;
   for (int e = tid; e < T * kin; e += kThreads) {
     const int p = e / kin, k = e - p * kin;
-    buf[p * ld + k] = (p < valid && k < a.d_in) ? xs[p * a.d_in + k] : 0.f;
+    buf[p * ld + k] = (p < bp.valid && k < a.d_in) ? xs[p * a.d_in + k] : 0.f;
   }
 
   for (int l = 0; l < a.n_layers; ++l) {
     const bool last = l == a.n_layers - 1;
     const int K = l == 0 ? kin : W;
     const int nout = last ? OUTP : W;
-    smem_copy(mat, a.w[l] + inst * a.w_stride[l], K * nout);
-    for (int e = tid; e < nout; e += kThreads) bias[e] = a.b[l] ? a.b[l][inst * a.b_stride[l] + e] : 0.f;
+    smem_copy(mat, a.w[l] + bp.inst * a.w_stride[l], K * nout);
+    for (int e = tid; e < nout; e += kThreads) bias[e] = a.b[l] ? a.b[l][bp.inst * a.b_stride[l] + e] : 0.f;
     __syncthreads();
 
     if (!last) {
@@ -57,7 +52,7 @@ __global__ void __launch_bounds__(kThreads, FwdMinBlocks<W>::value) mlp_forward_
       load_vec<HT::TN>(bj, bias + o0);
       __syncthreads();  // every thread has read buf and bias before they are overwritten
       const float w0 = l == 0 ? a.w0_first : a.w0_hidden;
-      const int64_t off = ((int64_t)l * rows + row0) * W;
+      const int64_t off = ((int64_t)l * bp.rows + bp.row0) * W;
 #pragma unroll
       for (int i = 0; i < HT::TM; ++i) {
         const int p = p0 + i;
@@ -68,7 +63,7 @@ __global__ void __launch_bounds__(kThreads, FwdMinBlocks<W>::value) mlp_forward_
           h[j] = activate(a.act, z[j], w0);
         }
         store_vec<HT::TN>(buf + p * ld + o0, h);
-        if (a.save_h && p < valid) {
+        if (a.save_h && p < bp.valid) {
           store_vec<HT::TN>(a.save_h + off + (int64_t)p * W + o0, h);
           if (a.save_z) store_vec<HT::TN>(a.save_z + off + (int64_t)p * W + o0, z);
         }
@@ -77,13 +72,13 @@ __global__ void __launch_bounds__(kThreads, FwdMinBlocks<W>::value) mlp_forward_
       const int o0 = (tid % OT::TX) * OT::TN, p0 = (tid / OT::TX) * OT::TM;
       float acc[OT::TM][OT::TN];
       tile_gemm<T, OUTP>(buf, ld, K, mat, p0, o0, acc);
-      float* ys = a.y + row0 * a.d_out;
+      float* ys = a.y + bp.row0 * a.d_out;
 #pragma unroll
       for (int i = 0; i < OT::TM; ++i)
 #pragma unroll
         for (int j = 0; j < OT::TN; ++j) {
           const int p = p0 + i, o = o0 + j;
-          if (p < valid && o < a.d_out) ys[p * a.d_out + o] = activate(a.out_act, acc[i][j] + bias[o], a.w0_hidden);
+          if (p < bp.valid && o < a.d_out) ys[p * a.d_out + o] = activate(a.out_act, acc[i][j] + bias[o], a.w0_hidden);
         }
     }
   }

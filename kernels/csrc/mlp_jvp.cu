@@ -3,38 +3,17 @@
 
 namespace inr {
 
-// Blocks of a launch: P points of one instance each.
-static int64_t jvp_blocks(int T, int B, int N, int d_in) {
-  const int P = T / (1 + d_in);
-  return (int64_t)B * ((N + P - 1) / P);
-}
-
+// A block holds TileRows<W> rows: 1 + d_in of them per point.
 template <int W, int OUTP>
 static cudaError_t launch_jvp_forward(const InrMlpJvpArgs& a, cudaStream_t stream) {
-  const size_t bytes = sizeof(float) * (size_t)jvp_smem_floats<W>();
-  if (bytes > 48 * 1024) {
-    cudaError_t err = cudaFuncSetAttribute(mlp_jvp_forward_kernel<W, OUTP>,
-                                           cudaFuncAttributeMaxDynamicSharedMemorySize, (int)bytes);
-    if (err != cudaSuccess) return err;
-  }
-  const int64_t blocks = jvp_blocks(TileRows<W>::value, a.B, a.N, a.d_in);
-  if (blocks > 0x7fffffff) return cudaErrorInvalidValue;
-  INR_LAUNCH((unsigned)blocks, kThreads, bytes, stream, a, mlp_jvp_forward_kernel<W, OUTP>);
-  return cudaGetLastError();
+  return launch_blocks(mlp_jvp_forward_kernel<W, OUTP>, a, TileRows<W>::value / (1 + a.d_in),
+                       sizeof(float) * (size_t)jvp_smem_floats<W>(), stream);
 }
 
 template <int W>
 static cudaError_t launch_jvp_backward(const InrMlpJvpBwdArgs& a, cudaStream_t stream) {
-  const size_t bytes = sizeof(float) * (size_t)jvp_smem_floats<W>();
-  if (bytes > 48 * 1024) {
-    cudaError_t err = cudaFuncSetAttribute(mlp_jvp_backward_kernel<W, 4>,
-                                           cudaFuncAttributeMaxDynamicSharedMemorySize, (int)bytes);
-    if (err != cudaSuccess) return err;
-  }
-  const int64_t blocks = jvp_blocks(TileRows<W>::value, a.B, a.N, a.d_in);
-  if (blocks > 0x7fffffff) return cudaErrorInvalidValue;
-  INR_LAUNCH((unsigned)blocks, kThreads, bytes, stream, a, mlp_jvp_backward_kernel<W, 4>);
-  return cudaGetLastError();
+  return launch_blocks(mlp_jvp_backward_kernel<W, 4>, a, TileRows<W>::value / (1 + a.d_in),
+                       sizeof(float) * (size_t)jvp_smem_floats<W>(), stream);
 }
 
 }  // namespace inr

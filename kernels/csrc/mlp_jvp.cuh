@@ -60,20 +60,17 @@ __global__ void __launch_bounds__(kThreads) mlp_jvp_forward_kernel(const InrMlpJ
   float* bias = mat + W * W;
 
   const int tid = threadIdx.x;
-  const int C = 1 + a.d_in, P = T / C;
-  const int tiles = (a.N + P - 1) / P;
-  const int inst = blockIdx.x / tiles;
-  const int n0 = (blockIdx.x - inst * tiles) * P;
-  const int valid = min(P, a.N - n0), vrows = valid * C;
-  const int64_t pt0 = (int64_t)inst * a.N + n0;  // first point (output row) of the tile
-  const int64_t crows = (int64_t)a.B * a.N * C;  // rows of one saved layer
+  const int C = 1 + a.d_in;
+  const BlockPoints bp(T / C, a.N, a.B);  // points; each is C rows of the tile
+  const int vrows = bp.valid * C;
+  const int64_t crows = bp.rows * C;  // rows of one saved layer
   const int L = a.n_layers;
 
   // Layer 0 without a product: z = b + sum_k x_k W0^T[k], dz / dx_k = W0^T[k].
-  smem_copy(mat, a.w[0] + inst * a.w_stride[0], 4 * W);
-  for (int e = tid; e < W; e += kThreads) bias[e] = a.b[0] ? a.b[0][inst * a.b_stride[0] + e] : 0.f;
+  smem_copy(mat, a.w[0] + bp.inst * a.w_stride[0], 4 * W);
+  for (int e = tid; e < W; e += kThreads) bias[e] = a.b[0] ? a.b[0][bp.inst * a.b_stride[0] + e] : 0.f;
   __syncthreads();
-  const float* xs = a.x + inst * a.x_stride + (int64_t)n0 * a.d_in;
+  const float* xs = a.x + bp.inst * a.x_stride + (int64_t)bp.n0 * a.d_in;
   for (int e = tid; e < T * W; e += kThreads) {
     const int r = e / W, o = e - r * W;
     if (r >= vrows) {
@@ -88,17 +85,17 @@ __global__ void __launch_bounds__(kThreads) mlp_jvp_forward_kernel(const InrMlpJ
     }
   }
   __syncthreads();
-  for (int e = tid; e < valid * W; e += kThreads) {
+  for (int e = tid; e < bp.valid * W; e += kThreads) {
     const int p = e / W, o = e - p * W;
-    jvp_activate(a, 0, crows, (pt0 + p) * C, buf + p * C * ld + o, ld, o, a.w0_first);
+    jvp_activate(a, 0, crows, (bp.row0 + p) * C, buf + p * C * ld + o, ld, o, a.w0_first);
   }
 
   for (int l = 1; l < L; ++l) {
     const bool last = l == L - 1;
     const int nout = last ? OUTP : W;
     __syncthreads();  // the previous activation pass is done with buf, mat and bias
-    smem_copy(mat, a.w[l] + inst * a.w_stride[l], W * nout);
-    for (int e = tid; e < nout; e += kThreads) bias[e] = a.b[l] ? a.b[l][inst * a.b_stride[l] + e] : 0.f;
+    smem_copy(mat, a.w[l] + bp.inst * a.w_stride[l], W * nout);
+    for (int e = tid; e < nout; e += kThreads) bias[e] = a.b[l] ? a.b[l][bp.inst * a.b_stride[l] + e] : 0.f;
     __syncthreads();
     if (!last) {
       const int o0 = (tid % HT::TX) * HT::TN, p0 = (tid / HT::TX) * HT::TM;
@@ -113,9 +110,9 @@ __global__ void __launch_bounds__(kThreads) mlp_jvp_forward_kernel(const InrMlpJ
           buf[r * ld + o0 + j] = r >= vrows ? 0.f : r % C == 0 ? acc[i][j] + bias[o0 + j] : acc[i][j];
       }
       __syncthreads();
-      for (int e = tid; e < valid * W; e += kThreads) {
+      for (int e = tid; e < bp.valid * W; e += kThreads) {
         const int p = e / W, o = e - p * W;
-        jvp_activate(a, l, crows, (pt0 + p) * C, buf + p * C * ld + o, ld, o, a.w0_hidden);
+        jvp_activate(a, l, crows, (bp.row0 + p) * C, buf + p * C * ld + o, ld, o, a.w0_hidden);
       }
     } else {  // output layer (activation none): the value row is y, tangent row k is dy / dx_k
       const int o0 = (tid % OT::TX) * OT::TN, p0 = (tid / OT::TX) * OT::TM;
@@ -125,7 +122,7 @@ __global__ void __launch_bounds__(kThreads) mlp_jvp_forward_kernel(const InrMlpJ
       for (int i = 0; i < OT::TM; ++i) {
         const int r = p0 + i;
         if (r >= vrows) continue;
-        const int64_t pt = pt0 + r / C;
+        const int64_t pt = bp.row0 + r / C;
         const int c = r % C;
 #pragma unroll
         for (int j = 0; j < OT::TN; ++j) {
@@ -150,13 +147,10 @@ __global__ void __launch_bounds__(kThreads) mlp_jvp_backward_kernel(const InrMlp
   float* mat = buf + T * ld;                        // one layer's [out, in] matrix, at most [W][W]
 
   const int tid = threadIdx.x;
-  const int C = 1 + a.d_in, P = T / C;
-  const int tiles = (a.N + P - 1) / P;
-  const int inst = blockIdx.x / tiles;
-  const int n0 = (blockIdx.x - inst * tiles) * P;
-  const int valid = min(P, a.N - n0), vrows = valid * C;
-  const int64_t pt0 = (int64_t)inst * a.N + n0;
-  const int64_t crows = (int64_t)a.B * a.N * C;
+  const int C = 1 + a.d_in;
+  const BlockPoints bp(T / C, a.N, a.B);  // points; each is C rows of the tile
+  const int vrows = bp.valid * C;
+  const int64_t crows = bp.rows * C;  // rows of one saved layer
   const int L = a.n_layers;
   const int kout = round_up4(a.d_out);
 
@@ -165,7 +159,7 @@ __global__ void __launch_bounds__(kThreads) mlp_jvp_backward_kernel(const InrMlp
     const int r = e / kout, o = e - r * kout;
     float g = 0.f;
     if (r < vrows && o < a.d_out) {
-      const int64_t pt = pt0 + r / C;
+      const int64_t pt = bp.row0 + r / C;
       const int c = r % C;
       if (c == 0) g = a.dy[pt * a.d_out + o];
       else if (a.djac) g = a.djac[(pt * a.d_out + o) * a.d_in + c - 1];
@@ -176,7 +170,7 @@ __global__ void __launch_bounds__(kThreads) mlp_jvp_backward_kernel(const InrMlp
   for (int l = L - 1; l >= 1; --l) {
     const int K = l == L - 1 ? kout : W;
     __syncthreads();  // buf is complete; the previous pass is done with mat
-    smem_copy(mat, a.w[l] + inst * a.w_stride[l], K * W);
+    smem_copy(mat, a.w[l] + bp.inst * a.w_stride[l], K * W);
     __syncthreads();
     const int o0 = (tid % HT::TX) * HT::TN, p0 = (tid / HT::TX) * HT::TM;
     float acc[HT::TM][HT::TN];
@@ -192,10 +186,10 @@ __global__ void __launch_bounds__(kThreads) mlp_jvp_backward_kernel(const InrMlp
     // Through the activation of hidden layer m = l - 1.
     const int m = l - 1;
     const float w0 = m == 0 ? a.w0_first : a.w0_hidden;
-    for (int e = tid; e < valid * W; e += kThreads) {
+    for (int e = tid; e < bp.valid * W; e += kThreads) {
       const int p = e / W, o = e - p * W;
       float* rowp = buf + p * C * ld + o;
-      const int64_t saved = ((int64_t)m * crows + (pt0 + p) * C) * W + o;
+      const int64_t saved = ((int64_t)m * crows + (bp.row0 + p) * C) * W + o;
       const float* sh = a.save_h + saved;
       const float* sz = a.save_z ? a.save_z + saved : nullptr;
       const float z = sz ? sz[0] : 0.f;
@@ -205,7 +199,7 @@ __global__ void __launch_bounds__(kThreads) mlp_jvp_backward_kernel(const InrMlp
         const float curv = -w0 * w0 * sinf(w0 * z);
         for (int k = 1; k <= a.d_in; ++k) gz = fmaf(rowp[k * ld] * curv, sz[k * W], gz);
       }
-      float* dzs = a.dz[m] + ((pt0 + p) * C) * W + o;
+      float* dzs = a.dz[m] + ((bp.row0 + p) * C) * W + o;
       rowp[0] = gz;
       dzs[0] = gz;
       for (int k = 1; k <= a.d_in; ++k) {
@@ -219,7 +213,7 @@ __global__ void __launch_bounds__(kThreads) mlp_jvp_backward_kernel(const InrMlp
   // dL/dx from the value rows of layer 0 only: its tangents do not depend on x.
   if (a.dx) {
     __syncthreads();
-    smem_copy(mat, a.w[0] + inst * a.w_stride[0], W * DINP);
+    smem_copy(mat, a.w[0] + bp.inst * a.w_stride[0], W * DINP);
     __syncthreads();
     const int o0 = (tid % IT::TX) * IT::TN, p0 = (tid / IT::TX) * IT::TM;
     float acc[IT::TM][IT::TN];
@@ -228,7 +222,7 @@ __global__ void __launch_bounds__(kThreads) mlp_jvp_backward_kernel(const InrMlp
     for (int i = 0; i < IT::TM; ++i) {
       const int r = p0 + i;
       if (r >= vrows || r % C != 0) continue;
-      const int64_t pt = pt0 + r / C;
+      const int64_t pt = bp.row0 + r / C;
 #pragma unroll
       for (int j = 0; j < IT::TN; ++j)
         if (o0 + j < a.d_in) a.dx[pt * a.d_in + o0 + j] = acc[i][j];

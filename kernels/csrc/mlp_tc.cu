@@ -3,36 +3,6 @@
 
 namespace inr {
 
-template <class Kernel>
-static cudaError_t allow_smem(Kernel kernel, size_t bytes) {
-  if (bytes <= 48 * 1024) return cudaSuccess;  // above 48 KB a kernel must opt in
-  return cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)bytes);
-}
-
-static int64_t tc_blocks(int B, int N) { return (int64_t)B * ((N + kTcRows - 1) / kTcRows); }
-
-template <class T, int W>
-static cudaError_t launch_tc_forward(const InrMlpTcFwdArgs& a, cudaStream_t stream) {
-  const size_t bytes = tc_fwd_smem_bytes<W>(a.d_in);
-  cudaError_t err = allow_smem(mlp_tc_forward_kernel<T, W>, bytes);
-  if (err != cudaSuccess) return err;
-  const int64_t blocks = tc_blocks(a.B, a.N);
-  if (blocks > 0x7fffffff) return cudaErrorInvalidValue;
-  INR_LAUNCH((unsigned)blocks, kThreads, bytes, stream, a, mlp_tc_forward_kernel<T, W>);
-  return cudaGetLastError();
-}
-
-template <class T, int W>
-static cudaError_t launch_tc_backward(const InrMlpTcBwdArgs& a, cudaStream_t stream) {
-  const size_t bytes = tc_bwd_smem_bytes<W>(a.d_in);
-  cudaError_t err = allow_smem(mlp_tc_backward_kernel<T, W>, bytes);
-  if (err != cudaSuccess) return err;
-  const int64_t blocks = tc_blocks(a.B, a.N);
-  if (blocks > 0x7fffffff) return cudaErrorInvalidValue;
-  INR_LAUNCH((unsigned)blocks, kThreads, bytes, stream, a, mlp_tc_backward_kernel<T, W>);
-  return cudaGetLastError();
-}
-
 template <class T, template <class, int> class Launch, class Args>
 static cudaError_t by_width(const Args& a, cudaStream_t stream) {
   switch (a.width) {
@@ -45,11 +15,15 @@ static cudaError_t by_width(const Args& a, cudaStream_t stream) {
 }
 template <class T, int W>
 struct TcForward {
-  static cudaError_t run(const InrMlpTcFwdArgs& a, cudaStream_t s) { return launch_tc_forward<T, W>(a, s); }
+  static cudaError_t run(const InrMlpTcFwdArgs& a, cudaStream_t s) {
+    return launch_blocks(mlp_tc_forward_kernel<T, W>, a, kTcRows, tc_fwd_smem_bytes<W>(a.d_in), s);
+  }
 };
 template <class T, int W>
 struct TcBackward {
-  static cudaError_t run(const InrMlpTcBwdArgs& a, cudaStream_t s) { return launch_tc_backward<T, W>(a, s); }
+  static cudaError_t run(const InrMlpTcBwdArgs& a, cudaStream_t s) {
+    return launch_blocks(mlp_tc_backward_kernel<T, W>, a, kTcRows, tc_bwd_smem_bytes<W>(a.d_in), s);
+  }
 };
 
 template <class Args>

@@ -9,6 +9,8 @@
 #include <cuda_fp16.h>
 #include <mma.h>
 
+#include <type_traits>
+
 #include "mlp_tile.cuh"
 
 namespace inr {
@@ -59,6 +61,38 @@ __device__ __forceinline__ void stage_weights(T* dst, const T* src, int rows) {
   }
 }
 
+// One layer for one warp: its 16 rows of `in` (KB 16-column blocks; all loaded into registers
+// first, so the epilogue may overwrite them) times the staged weights, n_blocks x 16 output
+// columns. Each 16x16 result goes through the warp's fp32 staging tile `st`, then
+// epilogue(r, o, value) runs for each of its elements (row r of the warp's 16, output column o).
+// BLayout says how the staged torch-layout rows [out][in] read as B: col_major gives W^T
+// (the forward), row_major gives W (the backward).
+template <class T, int W, int KB, class BLayout, class Epilogue>
+__device__ __forceinline__ void warp_layer(const T* in, const T* wmat, float* st, int n_blocks, Epilogue&& epilogue) {
+  using namespace nvcuda;
+  constexpr int ld = TcLd<W>::value;
+  const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
+  wmma::fragment<wmma::matrix_a, 16, 16, 16, T, wmma::row_major> af[KB];
+#pragma unroll
+  for (int k = 0; k < KB; ++k) wmma::load_matrix_sync(af[k], in + warp * 16 * ld + k * 16, ld);
+  __syncwarp();  // the warp's rows are in registers: they may be overwritten now
+  for (int n = 0; n < n_blocks; ++n) {
+    wmma::fragment<wmma::accumulator, 16, 16, 16, float> acc;
+    wmma::fill_fragment(acc, 0.f);
+#pragma unroll
+    for (int k = 0; k < KB; ++k) {
+      wmma::fragment<wmma::matrix_b, 16, 16, 16, T, BLayout> bf;
+      const bool transposed = std::is_same<BLayout, wmma::col_major>::value;
+      wmma::load_matrix_sync(bf, transposed ? wmat + n * 16 * ld + k * 16 : wmat + k * 16 * ld + n * 16, ld);
+      wmma::mma_sync(acc, af[k], bf, acc);
+    }
+    wmma::store_matrix_sync(st, acc, 16, wmma::mem_row_major);
+    __syncwarp();
+    for (int e = lane; e < 256; e += 32) epilogue(e / 16, n * 16 + e % 16, st[e]);
+    __syncwarp();  // the staging tile is free again
+  }
+}
+
 template <class T, int W>
 __global__ void __launch_bounds__(kThreads) mlp_tc_forward_kernel(const InrMlpTcFwdArgs a) {
   using namespace nvcuda;
@@ -72,23 +106,18 @@ __global__ void __launch_bounds__(kThreads) mlp_tc_forward_kernel(const InrMlpTc
   float* xs = bias + W;
   float* w0s = xs + R * kin;
 
-  const int tid = threadIdx.x, warp = tid / 32, lane = tid % 32;
-  const int tiles = (a.N + R - 1) / R;
-  const int inst = blockIdx.x / tiles;
-  const int n0 = (blockIdx.x - inst * tiles) * R;
-  const int valid = min(R, a.N - n0);
-  const int64_t row0 = (int64_t)inst * a.N + n0;
-  const int64_t rows = (int64_t)a.B * a.N;
+  const int tid = threadIdx.x, warp = tid / 32;
+  const BlockPoints bp(R, a.N, a.B);
   T* save_h = reinterpret_cast<T*>(a.save_h);
 
   // Layer 0 in fp32 on the CUDA cores.
-  const float* xg = a.x + inst * a.x_stride + (int64_t)n0 * a.d_in;
+  const float* xg = a.x + bp.inst * a.x_stride + (int64_t)bp.n0 * a.d_in;
   for (int e = tid; e < R * kin; e += kThreads) {
     const int p = e / kin, k = e - p * kin;
-    xs[e] = (p < valid && k < a.d_in) ? xg[p * a.d_in + k] : 0.f;
+    xs[e] = (p < bp.valid && k < a.d_in) ? xg[p * a.d_in + k] : 0.f;
   }
-  smem_copy(w0s, a.w0t + inst * a.w0t_stride, kin * W);
-  for (int e = tid; e < W; e += kThreads) bias[e] = a.b[0] ? a.b[0][inst * a.b_stride[0] + e] : 0.f;
+  smem_copy(w0s, a.w0t + bp.inst * a.w0t_stride, kin * W);
+  for (int e = tid; e < W; e += kThreads) bias[e] = a.b[0] ? a.b[0][bp.inst * a.b_stride[0] + e] : 0.f;
   __syncthreads();
   for (int e = tid; e < R * W; e += kThreads) {
     const int p = e / W, o = e - p * W;
@@ -96,9 +125,9 @@ __global__ void __launch_bounds__(kThreads) mlp_tc_forward_kernel(const InrMlpTc
     for (int k = 0; k < a.d_in; ++k) z = fmaf(xs[p * kin + k], w0s[k * W + o], z);
     const T h = Operand<T>::from(activate(a.act, z, a.w0_first));
     act[p * ld + o] = h;
-    if (save_h && p < valid) {
-      save_h[(row0 + p) * W + o] = h;
-      if (a.save_z) a.save_z[(row0 + p) * W + o] = z;
+    if (save_h && p < bp.valid) {
+      save_h[(bp.row0 + p) * W + o] = h;
+      if (a.save_z) a.save_z[(bp.row0 + p) * W + o] = z;
     }
   }
 
@@ -107,87 +136,26 @@ __global__ void __launch_bounds__(kThreads) mlp_tc_forward_kernel(const InrMlpTc
     const bool last = l == a.n_layers - 1;
     const int nout = last ? 16 : W;
     __syncthreads();  // every warp is done with wmat, bias and (layer 1) the rows layer 0 wrote
-    stage_weights<T, W>(wmat, reinterpret_cast<const T*>(a.w[l]) + inst * a.w_stride[l], nout);
-    for (int e = tid; e < nout; e += kThreads) bias[e] = a.b[l] ? a.b[l][inst * a.b_stride[l] + e] : 0.f;
+    stage_weights<T, W>(wmat, reinterpret_cast<const T*>(a.w[l]) + bp.inst * a.w_stride[l], nout);
+    for (int e = tid; e < nout; e += kThreads) bias[e] = a.b[l] ? a.b[l][bp.inst * a.b_stride[l] + e] : 0.f;
     __syncthreads();
 
-    wmma::fragment<wmma::matrix_a, 16, 16, 16, T, wmma::row_major> af[NW];
-#pragma unroll
-    for (int k = 0; k < NW; ++k) wmma::load_matrix_sync(af[k], act + warp * 16 * ld + k * 16, ld);
-    __syncwarp();  // the warp's rows are in registers: they may be overwritten now
-
-    for (int n = 0; n < nout / 16; ++n) {
-      wmma::fragment<wmma::accumulator, 16, 16, 16, float> acc;
-      wmma::fill_fragment(acc, 0.f);
-#pragma unroll
-      for (int k = 0; k < NW; ++k) {
-        // B[k][n] = W_l[n][k]: the torch-layout rows read as a column-major B.
-        wmma::fragment<wmma::matrix_b, 16, 16, 16, T, wmma::col_major> bf;
-        wmma::load_matrix_sync(bf, wmat + n * 16 * ld + k * 16, ld);
-        wmma::mma_sync(acc, af[k], bf, acc);
-      }
-      wmma::store_matrix_sync(st, acc, 16, wmma::mem_row_major);
-      __syncwarp();
-      for (int e = lane; e < 256; e += 32) {
-        const int r = e / 16, o = n * 16 + e % 16, p = warp * 16 + r;
-        const float z = st[e] + bias[o];
-        if (!last) {
-          const T h = Operand<T>::from(activate(a.act, z, a.w0_hidden));
-          act[p * ld + o] = h;
-          if (save_h && p < valid) {
-            const int64_t i = ((int64_t)l * rows + row0 + p) * W + o;
-            save_h[i] = h;
-            if (a.save_z) a.save_z[i] = z;
-          }
-        } else if (p < valid && o < a.d_out) {
-          a.y[(row0 + p) * a.d_out + o] = activate(a.out_act, z, a.w0_hidden);
+    // B[k][n] = W_l[n][k]: the torch-layout rows read as a column-major B.
+    warp_layer<T, W, NW, wmma::col_major>(act, wmat, st, nout / 16, [&](int r, int o, float acc) {
+      const int p = warp * 16 + r;
+      const float z = acc + bias[o];
+      if (!last) {
+        const T h = Operand<T>::from(activate(a.act, z, a.w0_hidden));
+        act[p * ld + o] = h;
+        if (save_h && p < bp.valid) {
+          const int64_t i = ((int64_t)l * bp.rows + bp.row0 + p) * W + o;
+          save_h[i] = h;
+          if (a.save_z) a.save_z[i] = z;
         }
+      } else if (p < bp.valid && o < a.d_out) {
+        a.y[(bp.row0 + p) * a.d_out + o] = activate(a.out_act, z, a.w0_hidden);
       }
-      __syncwarp();  // the staging tile is free again
-    }
-  }
-}
-
-// One layer of the backward for one warp: its 16 rows of g (dL/dz_l, KB 16-column blocks) times
-// W_l, through the activation of hidden layer m, back into g and out to dz[m].
-template <class T, int W, int KB>
-__device__ __forceinline__ void tc_backward_layer(const InrMlpTcBwdArgs& a, T* g, const T* wmat, float* st, int m,
-                                                  int64_t row0, int64_t rows, int valid) {
-  using namespace nvcuda;
-  constexpr int NW = W / 16, ld = TcLd<W>::value;
-  const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
-  wmma::fragment<wmma::matrix_a, 16, 16, 16, T, wmma::row_major> af[KB];
-#pragma unroll
-  for (int k = 0; k < KB; ++k) wmma::load_matrix_sync(af[k], g + warp * 16 * ld + k * 16, ld);
-  __syncwarp();  // the warp's rows are in registers: they may be overwritten now
-
-  const float w0 = m == 0 ? a.w0_first : a.w0_hidden;
-  const T* save_h = reinterpret_cast<const T*>(a.save_h);
-  T* dz = reinterpret_cast<T*>(a.dz[m]);
-  for (int n = 0; n < NW; ++n) {
-    wmma::fragment<wmma::accumulator, 16, 16, 16, float> acc;
-    wmma::fill_fragment(acc, 0.f);
-#pragma unroll
-    for (int k = 0; k < KB; ++k) {
-      // B[k][n] = W_l[k][n]: the torch-layout rows read as a row-major B.
-      wmma::fragment<wmma::matrix_b, 16, 16, 16, T, wmma::row_major> bf;
-      wmma::load_matrix_sync(bf, wmat + k * 16 * ld + n * 16, ld);
-      wmma::mma_sync(acc, af[k], bf, acc);
-    }
-    wmma::store_matrix_sync(st, acc, 16, wmma::mem_row_major);
-    __syncwarp();
-    for (int e = lane; e < 256; e += 32) {
-      const int r = e / 16, o = n * 16 + e % 16, p = warp * 16 + r;
-      T v = Operand<T>::from(0.f);
-      if (p < valid) {
-        const int64_t i = ((int64_t)m * rows + row0 + p) * W + o;
-        const float z = a.save_z ? a.save_z[i] : 0.f;
-        v = Operand<T>::from(st[e] * hidden_grad(a.act, Operand<T>::to(save_h[i]), z, w0));
-        dz[(row0 + p) * W + o] = v;
-      }
-      g[p * ld + o] = v;
-    }
-    __syncwarp();  // the staging tile is free again
+    });
   }
 }
 
@@ -203,21 +171,17 @@ __global__ void __launch_bounds__(kThreads) mlp_tc_backward_kernel(const InrMlpT
   float* w0s = stage + 8 * 256;
 
   const int tid = threadIdx.x, warp = tid / 32;
-  const int tiles = (a.N + R - 1) / R;
-  const int inst = blockIdx.x / tiles;
-  const int n0 = (blockIdx.x - inst * tiles) * R;
-  const int valid = min(R, a.N - n0);
-  const int64_t row0 = (int64_t)inst * a.N + n0;
-  const int64_t rows = (int64_t)a.B * a.N;
+  const BlockPoints bp(R, a.N, a.B);
   const int L = a.n_layers;
+  const T* save_h = reinterpret_cast<const T*>(a.save_h);
 
   // Output layer: dz = dy * act'(y), 16 columns (zero past d_out and past the valid points).
   T* dz_last = reinterpret_cast<T*>(a.dz[L - 1]);
   for (int e = tid; e < R * 16; e += kThreads) {
     const int p = e / 16, o = e - p * 16;
     T v = Operand<T>::from(0.f);
-    if (p < valid && o < a.d_out) {
-      const int64_t i = (row0 + p) * a.d_out + o;
+    if (p < bp.valid && o < a.d_out) {
+      const int64_t i = (bp.row0 + p) * a.d_out + o;
       v = Operand<T>::from(a.dy[i] * output_grad(a.out_act, a.y[i]));
       dz_last[i] = v;
     }
@@ -228,25 +192,40 @@ __global__ void __launch_bounds__(kThreads) mlp_tc_backward_kernel(const InrMlpT
   for (int l = L - 1; l >= 1; --l) {
     const int K = l == L - 1 ? 16 : W;  // rows of W_l
     __syncthreads();  // g is complete; every warp is done with wmat
-    stage_weights<T, W>(wmat, reinterpret_cast<const T*>(a.w[l]) + inst * a.w_stride[l], K);
+    stage_weights<T, W>(wmat, reinterpret_cast<const T*>(a.w[l]) + bp.inst * a.w_stride[l], K);
     __syncthreads();
 
-    const int m = l - 1;  // the hidden layer whose activation we go back through
-    if (K == 16) tc_backward_layer<T, W, 1>(a, g, wmat, st, m, row0, rows, valid);
-    else tc_backward_layer<T, W, NW>(a, g, wmat, st, m, row0, rows, valid);
+    // Through the activation of hidden layer m = l - 1, back into g and out to dz[m].
+    const int m = l - 1;
+    const float w0 = m == 0 ? a.w0_first : a.w0_hidden;
+    T* dz = reinterpret_cast<T*>(a.dz[m]);
+    auto epilogue = [&](int r, int o, float acc) {
+      const int p = warp * 16 + r;
+      T v = Operand<T>::from(0.f);
+      if (p < bp.valid) {
+        const int64_t i = ((int64_t)m * bp.rows + bp.row0 + p) * W + o;
+        const float z = a.save_z ? a.save_z[i] : 0.f;
+        v = Operand<T>::from(acc * hidden_grad(a.act, Operand<T>::to(save_h[i]), z, w0));
+        dz[(bp.row0 + p) * W + o] = v;
+      }
+      g[p * ld + o] = v;
+    };
+    // B[k][n] = W_l[k][n]: the torch-layout rows read as a row-major B.
+    if (K == 16) warp_layer<T, W, 1, wmma::row_major>(g, wmat, st, NW, epilogue);
+    else warp_layer<T, W, NW, wmma::row_major>(g, wmat, st, NW, epilogue);
   }
 
   // dL/dx = dz_0 W_0 in fp32 on the CUDA cores.
   if (a.dx) {
     __syncthreads();  // every warp's rows of g are written
-    smem_copy(w0s, a.w0 + inst * a.w0_stride, W * kin);
+    smem_copy(w0s, a.w0 + bp.inst * a.w0_stride, W * kin);
     __syncthreads();
     for (int e = tid; e < R * a.d_in; e += kThreads) {
       const int p = e / a.d_in, k = e - p * a.d_in;
-      if (p >= valid) continue;
+      if (p >= bp.valid) continue;
       float s = 0.f;
       for (int o = 0; o < W; ++o) s = fmaf(Operand<T>::to(g[p * ld + o]), w0s[o * kin + k], s);
-      a.dx[(row0 + p) * a.d_in + k] = s;
+      a.dx[(bp.row0 + p) * a.d_in + k] = s;
     }
   }
 }

@@ -52,6 +52,35 @@ struct Tile {
 
 __host__ __device__ inline int round_up4(int v) { return (v + 3) & ~3; }
 
+// The points of this block: blocks are instance-major, `per_block` points of one instance each.
+struct BlockPoints {
+  int inst, n0, valid;  // the instance, its first point in this block, how many points are here
+  int64_t row0, rows;   // the global row (point) of n0, and the rows of all instances
+  __device__ BlockPoints(int per_block, int N, int B) {
+    const int tiles = (N + per_block - 1) / per_block;
+    inst = blockIdx.x / tiles;
+    n0 = (blockIdx.x - inst * tiles) * per_block;
+    valid = min(per_block, N - n0);
+    row0 = (int64_t)inst * N + n0;
+    rows = (int64_t)B * N;
+  }
+};
+
+// Launches kernel(a) on the B * ceil(N / per_block) blocks BlockPoints expects, with `bytes` of
+// dynamic shared memory (opting in above the default 48 KB).
+template <class Args>
+inline cudaError_t launch_blocks(void (*kernel)(Args), const Args& a, int per_block, size_t bytes,
+                                 cudaStream_t stream) {
+  if (bytes > 48 * 1024) {
+    const cudaError_t err = cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)bytes);
+    if (err != cudaSuccess) return err;
+  }
+  const int64_t blocks = (int64_t)a.B * ((a.N + per_block - 1) / per_block);
+  if (blocks > 0x7fffffff) return cudaErrorInvalidValue;
+  INR_LAUNCH((unsigned)blocks, kThreads, bytes, stream, a, kernel);
+  return cudaGetLastError();
+}
+
 template <int N>
 __device__ __forceinline__ void load_vec(float (&dst)[N], const float* src) {
   if constexpr (N % 4 == 0) {
