@@ -28,115 +28,124 @@ int64_t instance_stride(const at::Tensor& t, int64_t unbatched_dim) {
   return t.dim() > unbatched_dim ? t.numel() / t.size(0) : 0;
 }
 
+// The fields every Args struct of mlp.h starts with.
+template <class Args>
+void set_shape(Args& a, int64_t B, int64_t N, int64_t d_in, int64_t d_out, int64_t width, size_t n_layers,
+               int64_t act, double w0_first, double w0_hidden) {
+  TORCH_CHECK(n_layers >= 2 && n_layers <= INR_MLP_MAX_LAYERS, "inr mlp: bad layer count");
+  a.B = (int)B; a.N = (int)N; a.d_in = (int)d_in; a.d_out = (int)d_out; a.width = (int)width;
+  a.n_layers = (int)n_layers; a.act = (int)act;
+  a.w0_first = (float)w0_first; a.w0_hidden = (float)w0_hidden;
+}
+
+// float32 weights (with their instance strides) of every layer.
+template <class Args>
+void set_weights(Args& a, const std::vector<at::Tensor>& w) {
+  for (size_t l = 0; l < w.size(); ++l) {
+    check(w[l], "weight", true);
+    a.w[l] = cptr(w[l]); a.w_stride[l] = instance_stride(w[l], 2);
+  }
+}
+
+// float32 biases (with their instance strides) of every layer, or null where a layer has none.
+template <class Args>
+void set_biases(Args& a, const std::vector<at::Tensor>& b) {
+  TORCH_CHECK(b.size() == (size_t)a.n_layers, "inr mlp: bad layer count");
+  for (size_t l = 0; l < b.size(); ++l) {
+    check(b[l], "bias", false);
+    a.b[l] = cptr(b[l]); a.b_stride[l] = instance_stride(b[l], 1);
+  }
+}
+
+// Runs a launcher of mlp.h on the current stream of `on`'s device; a failure raises.
+template <class Args>
+void run(cudaError_t (*launch)(const Args*, cudaStream_t), const Args& a, const at::Tensor& on, const char* what) {
+  const c10::cuda::CUDAGuard guard(on.device());
+  const cudaError_t err = launch(&a, c10::cuda::getCurrentCUDAStream());
+  TORCH_CHECK(err == cudaSuccess, "inr mlp ", what, ": ", cudaGetErrorString(err));
+}
+
 void mlp_forward(const at::Tensor& x, int64_t x_stride, const std::vector<at::Tensor>& w,
                  const std::vector<at::Tensor>& b, const at::Tensor& y, const at::Tensor& save_h,
                  const at::Tensor& save_z, int64_t B, int64_t N, int64_t d_in, int64_t d_out, int64_t width,
                  int64_t act, int64_t out_act, double w0_first, double w0_hidden) {
-  TORCH_CHECK(w.size() == b.size() && w.size() >= 2 && w.size() <= INR_MLP_MAX_LAYERS, "inr mlp: bad layer count");
   check(x, "x", false);
   check(y, "y", false);
   check(save_h, "save_h", true);
   check(save_z, "save_z", true);
   InrMlpFwdArgs a{};
-  a.B = (int)B; a.N = (int)N; a.d_in = (int)d_in; a.d_out = (int)d_out; a.width = (int)width;
-  a.n_layers = (int)w.size(); a.act = (int)act; a.out_act = (int)out_act;
-  a.w0_first = (float)w0_first; a.w0_hidden = (float)w0_hidden;
+  set_shape(a, B, N, d_in, d_out, width, w.size(), act, w0_first, w0_hidden);
+  a.out_act = (int)out_act;
   a.x = cptr(x); a.x_stride = x_stride;
-  for (size_t l = 0; l < w.size(); ++l) {
-    check(w[l], "weight", true);
-    check(b[l], "bias", false);
-    a.w[l] = cptr(w[l]); a.w_stride[l] = instance_stride(w[l], 2);
-    a.b[l] = cptr(b[l]); a.b_stride[l] = instance_stride(b[l], 1);
-  }
+  set_weights(a, w);
+  set_biases(a, b);
   a.y = mptr(y); a.save_h = mptr(save_h); a.save_z = mptr(save_z);
-  const c10::cuda::CUDAGuard guard(x.device());
-  const cudaError_t err = inr_mlp_forward(&a, c10::cuda::getCurrentCUDAStream());
-  TORCH_CHECK(err == cudaSuccess, "inr mlp forward: ", cudaGetErrorString(err));
+  run(inr_mlp_forward, a, x, "forward");
 }
 
 void mlp_backward(const at::Tensor& dy, const at::Tensor& y, const at::Tensor& save_h, const at::Tensor& save_z,
                   const std::vector<at::Tensor>& w, const std::vector<at::Tensor>& dz, const at::Tensor& dx,
                   const std::vector<at::Tensor>& db, int64_t B, int64_t N, int64_t d_in, int64_t d_out, int64_t width, int64_t act, int64_t out_act,
                   double w0_first, double w0_hidden) {
-  TORCH_CHECK(w.size() == dz.size() && w.size() == db.size() && w.size() >= 2 && w.size() <= INR_MLP_MAX_LAYERS, "inr mlp: bad layer count");
+  TORCH_CHECK(w.size() == dz.size() && w.size() == db.size(), "inr mlp: bad layer count");
   check(dy, "dy", false);
   check(y, "y", false);
   check(save_h, "save_h", true);
   check(save_z, "save_z", true);
   check(dx, "dx", false);
   InrMlpBwdArgs a{};
-  a.B = (int)B; a.N = (int)N; a.d_in = (int)d_in; a.d_out = (int)d_out; a.width = (int)width;
-  a.n_layers = (int)w.size(); a.act = (int)act; a.out_act = (int)out_act;
-  a.w0_first = (float)w0_first; a.w0_hidden = (float)w0_hidden;
+  set_shape(a, B, N, d_in, d_out, width, w.size(), act, w0_first, w0_hidden);
+  a.out_act = (int)out_act;
   a.dy = cptr(dy); a.y = cptr(y); a.save_h = cptr(save_h); a.save_z = cptr(save_z);
+  set_weights(a, w);
   for (size_t l = 0; l < w.size(); ++l) {
-    check(w[l], "weight", true);
     check(dz[l], "dz", true);
-    a.w[l] = cptr(w[l]); a.w_stride[l] = instance_stride(w[l], 2);
     a.dz[l] = mptr(dz[l]);
     check(db[l], "bias grad", false);
     a.db[l] = mptr(db[l]); a.db_stride[l] = instance_stride(db[l], 1);
   }
   a.dx = mptr(dx);
-  const c10::cuda::CUDAGuard guard(dy.device());
-  const cudaError_t err = inr_mlp_backward(&a, c10::cuda::getCurrentCUDAStream());
-  TORCH_CHECK(err == cudaSuccess, "inr mlp backward: ", cudaGetErrorString(err));
+  run(inr_mlp_backward, a, dy, "backward");
 }
 
 void mlp_jvp_forward(const at::Tensor& x, int64_t x_stride, const std::vector<at::Tensor>& w,
                      const std::vector<at::Tensor>& b, const at::Tensor& y, const at::Tensor& jac,
                      const at::Tensor& save_h, const at::Tensor& save_z, int64_t B, int64_t N, int64_t d_in,
                      int64_t d_out, int64_t width, int64_t act, double w0_first, double w0_hidden) {
-  TORCH_CHECK(w.size() == b.size() && w.size() >= 2 && w.size() <= INR_MLP_MAX_LAYERS, "inr mlp: bad layer count");
   check(x, "x", false);
   check(y, "y", false);
   check(jac, "jac", false);
   check(save_h, "save_h", true);
   check(save_z, "save_z", true);
   InrMlpJvpArgs a{};
-  a.B = (int)B; a.N = (int)N; a.d_in = (int)d_in; a.d_out = (int)d_out; a.width = (int)width;
-  a.n_layers = (int)w.size(); a.act = (int)act;
-  a.w0_first = (float)w0_first; a.w0_hidden = (float)w0_hidden;
+  set_shape(a, B, N, d_in, d_out, width, w.size(), act, w0_first, w0_hidden);
   a.x = cptr(x); a.x_stride = x_stride;
-  for (size_t l = 0; l < w.size(); ++l) {
-    check(w[l], "weight", true);
-    check(b[l], "bias", false);
-    a.w[l] = cptr(w[l]); a.w_stride[l] = instance_stride(w[l], 2);
-    a.b[l] = cptr(b[l]); a.b_stride[l] = instance_stride(b[l], 1);
-  }
+  set_weights(a, w);
+  set_biases(a, b);
   a.y = mptr(y); a.jac = mptr(jac); a.save_h = mptr(save_h); a.save_z = mptr(save_z);
-  const c10::cuda::CUDAGuard guard(x.device());
-  const cudaError_t err = inr_mlp_jvp_forward(&a, c10::cuda::getCurrentCUDAStream());
-  TORCH_CHECK(err == cudaSuccess, "inr mlp value-and-jacobian forward: ", cudaGetErrorString(err));
+  run(inr_mlp_jvp_forward, a, x, "value-and-jacobian forward");
 }
 
 void mlp_jvp_backward(const at::Tensor& dy, const at::Tensor& djac, const at::Tensor& save_h,
                       const at::Tensor& save_z, const std::vector<at::Tensor>& w, const std::vector<at::Tensor>& dz,
                       const at::Tensor& dx, int64_t B, int64_t N, int64_t d_in, int64_t d_out, int64_t width,
                       int64_t act, double w0_first, double w0_hidden) {
-  TORCH_CHECK(w.size() >= 2 && w.size() <= INR_MLP_MAX_LAYERS && dz.size() + 1 == w.size(), "inr mlp: bad layer count");
+  TORCH_CHECK(dz.size() + 1 == w.size(), "inr mlp: bad layer count");
   check(dy, "dy", false);
   check(djac, "djac", false);
   check(save_h, "save_h", false);
   check(save_z, "save_z", false);
   check(dx, "dx", false);
   InrMlpJvpBwdArgs a{};
-  a.B = (int)B; a.N = (int)N; a.d_in = (int)d_in; a.d_out = (int)d_out; a.width = (int)width;
-  a.n_layers = (int)w.size(); a.act = (int)act;
-  a.w0_first = (float)w0_first; a.w0_hidden = (float)w0_hidden;
+  set_shape(a, B, N, d_in, d_out, width, w.size(), act, w0_first, w0_hidden);
   a.dy = cptr(dy); a.djac = cptr(djac); a.save_h = cptr(save_h); a.save_z = cptr(save_z);
-  for (size_t l = 0; l < w.size(); ++l) {
-    check(w[l], "weight", true);
-    a.w[l] = cptr(w[l]); a.w_stride[l] = instance_stride(w[l], 2);
-  }
+  set_weights(a, w);
   for (size_t l = 0; l < dz.size(); ++l) {
     check(dz[l], "dz", false);
     a.dz[l] = mptr(dz[l]);
   }
   a.dx = mptr(dx);
-  const c10::cuda::CUDAGuard guard(dy.device());
-  const cudaError_t err = inr_mlp_jvp_backward(&a, c10::cuda::getCurrentCUDAStream());
-  TORCH_CHECK(err == cudaSuccess, "inr mlp value-and-jacobian backward: ", cudaGetErrorString(err));
+  run(inr_mlp_jvp_backward, a, dy, "value-and-jacobian backward");
 }
 
 // Tensors in the tensor-core kernels' operand type (fp16 or bf16) for `precision`, or empty.
@@ -148,43 +157,50 @@ void check_operand(const at::Tensor& t, const char* name, int64_t precision) {
   TORCH_CHECK(reinterpret_cast<uintptr_t>(t.data_ptr()) % 16 == 0, "inr mlp: ", name, " must be 16-byte aligned");
 }
 
-const void* vptr(const at::Tensor& t) { return t.numel() ? t.data_ptr() : nullptr; }
+void* vptr(const at::Tensor& t) { return t.numel() ? t.data_ptr() : nullptr; }
+
+// The tensor-core shape: set_shape's fields, the output activation and the operand precision.
+template <class Args>
+void set_tc_shape(Args& a, int64_t B, int64_t N, int64_t d_in, int64_t d_out, int64_t width, size_t n_layers,
+                  int64_t act, int64_t out_act, int64_t precision, double w0_first, double w0_hidden) {
+  TORCH_CHECK(precision == INR_PREC_FP16 || precision == INR_PREC_BF16, "inr mlp: precision must be fp16 or bf16");
+  set_shape(a, B, N, d_in, d_out, width, n_layers, act, w0_first, w0_hidden);
+  a.out_act = (int)out_act; a.precision = (int)precision;
+}
+
+// Layers >= 1 in the operand type (layer 0 is passed apart, in fp32).
+template <class Args>
+void set_operand_weights(Args& a, const std::vector<at::Tensor>& w, int64_t precision) {
+  for (size_t l = 1; l < w.size(); ++l) {
+    check_operand(w[l], "weight", precision);
+    a.w[l] = vptr(w[l]); a.w_stride[l] = instance_stride(w[l], 2);
+  }
+}
 
 void mlp_tc_forward(const at::Tensor& x, int64_t x_stride, const at::Tensor& w0t, const std::vector<at::Tensor>& w,
                     const std::vector<at::Tensor>& b, const at::Tensor& y, const at::Tensor& save_h,
                     const at::Tensor& save_z, int64_t B, int64_t N, int64_t d_in, int64_t d_out, int64_t width,
                     int64_t act, int64_t out_act, int64_t precision, double w0_first, double w0_hidden) {
-  TORCH_CHECK(w.size() == b.size() && w.size() >= 2 && w.size() <= INR_MLP_MAX_LAYERS, "inr mlp: bad layer count");
-  TORCH_CHECK(precision == INR_PREC_FP16 || precision == INR_PREC_BF16, "inr mlp: precision must be fp16 or bf16");
   check(x, "x", false);
   check(w0t, "layer 0 weight", true);
   check(y, "y", false);
   check_operand(save_h, "save_h", precision);
   check(save_z, "save_z", false);
   InrMlpTcFwdArgs a{};
-  a.B = (int)B; a.N = (int)N; a.d_in = (int)d_in; a.d_out = (int)d_out; a.width = (int)width;
-  a.n_layers = (int)w.size(); a.act = (int)act; a.out_act = (int)out_act; a.precision = (int)precision;
-  a.w0_first = (float)w0_first; a.w0_hidden = (float)w0_hidden;
+  set_tc_shape(a, B, N, d_in, d_out, width, w.size(), act, out_act, precision, w0_first, w0_hidden);
   a.x = cptr(x); a.x_stride = x_stride;
   a.w0t = cptr(w0t); a.w0t_stride = instance_stride(w0t, 2);
-  for (size_t l = 0; l < w.size(); ++l) {
-    if (l > 0) check_operand(w[l], "weight", precision);
-    check(b[l], "bias", false);
-    a.w[l] = vptr(w[l]); a.w_stride[l] = w[l].numel() ? instance_stride(w[l], 2) : 0;
-    a.b[l] = cptr(b[l]); a.b_stride[l] = instance_stride(b[l], 1);
-  }
-  a.y = mptr(y); a.save_h = save_h.numel() ? save_h.data_ptr() : nullptr; a.save_z = mptr(save_z);
-  const c10::cuda::CUDAGuard guard(x.device());
-  const cudaError_t err = inr_mlp_tc_forward(&a, c10::cuda::getCurrentCUDAStream());
-  TORCH_CHECK(err == cudaSuccess, "inr mlp tensor-core forward: ", cudaGetErrorString(err));
+  set_operand_weights(a, w, precision);
+  set_biases(a, b);
+  a.y = mptr(y); a.save_h = vptr(save_h); a.save_z = mptr(save_z);
+  run(inr_mlp_tc_forward, a, x, "tensor-core forward");
 }
 
 void mlp_tc_backward(const at::Tensor& dy, const at::Tensor& y, const at::Tensor& save_h, const at::Tensor& save_z,
                      const at::Tensor& w0, const std::vector<at::Tensor>& w, const std::vector<at::Tensor>& dz,
                      const at::Tensor& dx, int64_t B, int64_t N, int64_t d_in, int64_t d_out, int64_t width,
                      int64_t act, int64_t out_act, int64_t precision, double w0_first, double w0_hidden) {
-  TORCH_CHECK(w.size() == dz.size() && w.size() >= 2 && w.size() <= INR_MLP_MAX_LAYERS, "inr mlp: bad layer count");
-  TORCH_CHECK(precision == INR_PREC_FP16 || precision == INR_PREC_BF16, "inr mlp: precision must be fp16 or bf16");
+  TORCH_CHECK(w.size() == dz.size(), "inr mlp: bad layer count");
   check(dy, "dy", false);
   check(y, "y", false);
   check_operand(save_h, "save_h", precision);
@@ -192,21 +208,16 @@ void mlp_tc_backward(const at::Tensor& dy, const at::Tensor& y, const at::Tensor
   check(w0, "layer 0 weight", true);
   check(dx, "dx", false);
   InrMlpTcBwdArgs a{};
-  a.B = (int)B; a.N = (int)N; a.d_in = (int)d_in; a.d_out = (int)d_out; a.width = (int)width;
-  a.n_layers = (int)w.size(); a.act = (int)act; a.out_act = (int)out_act; a.precision = (int)precision;
-  a.w0_first = (float)w0_first; a.w0_hidden = (float)w0_hidden;
+  set_tc_shape(a, B, N, d_in, d_out, width, w.size(), act, out_act, precision, w0_first, w0_hidden);
   a.dy = cptr(dy); a.y = cptr(y); a.save_h = vptr(save_h); a.save_z = cptr(save_z);
   a.w0 = cptr(w0); a.w0_stride = instance_stride(w0, 2);
-  for (size_t l = 0; l < w.size(); ++l) {
-    if (l > 0) check_operand(w[l], "weight", precision);
+  set_operand_weights(a, w, precision);
+  for (size_t l = 0; l < dz.size(); ++l) {
     check_operand(dz[l], "dz", precision);
-    a.w[l] = vptr(w[l]); a.w_stride[l] = w[l].numel() ? instance_stride(w[l], 2) : 0;
-    a.dz[l] = dz[l].numel() ? dz[l].data_ptr() : nullptr;
+    a.dz[l] = vptr(dz[l]);
   }
   a.dx = mptr(dx);
-  const c10::cuda::CUDAGuard guard(dy.device());
-  const cudaError_t err = inr_mlp_tc_backward(&a, c10::cuda::getCurrentCUDAStream());
-  TORCH_CHECK(err == cudaSuccess, "inr mlp tensor-core backward: ", cudaGetErrorString(err));
+  run(inr_mlp_tc_backward, a, dy, "tensor-core backward");
 }
 
 // ---- hash grid (hashgrid.h) ------------------------------------------------------------------
