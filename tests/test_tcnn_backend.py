@@ -441,7 +441,7 @@ def test_tcnn_mlp_matches_mlp_forward(gpu_tcnn, spec):
     assert y.dtype == torch.float32 and y.shape == ref.shape
     # fp16 weights and activations (10-bit mantissa) through up to 4 layers
     torch.testing.assert_close(y, ref, atol=2e-2, rtol=2e-2)
-    g = torch.randn(ref.shape, generator=gen)
+    g = torch.randn_like(ref)
     (y * g).sum().backward()
     (ref * g).sum().backward()
     # fp16 gradients (loss scale 128), and fp16 rounding moves a few points across ReLU kinks, which
@@ -484,7 +484,7 @@ def test_tcnn_hashgrid_matches_hashgrid_encode(gpu_tcnn, cfg, d):
     assert y.dtype == torch.float32 and y.shape == ref.shape
     # both float32; positions differ by an fma rounding at most
     torch.testing.assert_close(y, ref, atol=1e-5, rtol=1e-4)
-    g = torch.randn(ref.shape, generator=gen)
+    g = torch.randn_like(ref)
     (y * g).sum().backward()
     (ref * g).sum().backward()
     torch.testing.assert_close(table.grad, tr.grad, atol=1e-4, rtol=1e-4)  # float32 atomics: order varies
