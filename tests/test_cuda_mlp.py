@@ -228,22 +228,29 @@ def test_inference_matches_and_is_deterministic(kernel_device, poisoned):
     assert_close("y", y1, mlp_forward(x.double(), {k: v.double() for k, v in params.items()}, spec))
 
 
-def test_double_backward_matches_reference(kernel_device):
-    """An eikonal loss through the fused MLP (its backward recomputes through the reference)."""
-    from inr.backends import cuda
-
+def eikonal_grads(device):
+    """grads(op): the gradients (x, then every parameter) of an eikonal loss through op, a
+    `mlp_forward`-shaped MLP op, on one fresh random SIREN-like case on `device`."""
     spec = MLPSpec(3, (32, 32), 1, activation="sine", w0_first=3.0, w0_hidden=1.0)
     gen = torch.Generator().manual_seed(int.from_bytes(os.urandom(4), "little"))
-    params = {k: v.requires_grad_() for k, v in make_params(spec, None, gen, kernel_device).items()}
-    x = torch.rand(100, 3, generator=gen).to(kernel_device).requires_grad_()
+    params = {k: v.requires_grad_() for k, v in make_params(spec, None, gen, device).items()}
+    x = torch.rand(100, 3, generator=gen).to(device).requires_grad_()
 
-    def eikonal(op):
+    def grads(op):
         y = op(x, params, spec)
         (gx,) = torch.autograd.grad(y.sum(), x, create_graph=True)
         loss = (gx.norm(dim=-1) - 1).pow(2).mean()
         return torch.autograd.grad(loss, [x, *params.values()], allow_unused=True, materialize_grads=True)
 
-    for name, a, b in zip(["x", *params], eikonal(cuda.fused_mlp), eikonal(mlp_forward)):
+    return grads, ["x", *params]
+
+
+def test_double_backward_matches_reference(kernel_device):
+    """An eikonal loss through the fused MLP (its backward recomputes through the reference)."""
+    from inr.backends import cuda
+
+    grads, names = eikonal_grads(kernel_device)
+    for name, a, b in zip(names, grads(cuda.fused_mlp), grads(mlp_forward)):
         assert_close(name, a, b.double())
 
 

@@ -24,7 +24,7 @@ import torch
 from inr.nn import MLPSpec, mlp_forward
 from inr.nn.activations import activation_slope, apply_activation
 from inr.nn.linear import batched_linear
-from test_cuda_mlp import draw_x, make_params, poisoned  # noqa: F401  (fixture)
+from test_cuda_mlp import draw_x, eikonal_grads, make_params, poisoned  # noqa: F401  (fixture)
 
 DTYPES = {"fp16": torch.float16, "bf16": torch.bfloat16}
 TIGHT = {"fp16": 2e-3, "bf16": 4e-3}
@@ -212,18 +212,9 @@ def test_double_backward_recomputes_in_fp32(kernel_device):
     """An eikonal loss through the tensor-core MLP: its backward's graph is the fp32 model's."""
     from inr.backends import cuda
 
-    gen = torch.Generator().manual_seed(int.from_bytes(os.urandom(4), "little"))
-    spec = MLPSpec(3, (32, 32), 1, activation="sine", w0_first=3.0, w0_hidden=1.0)
-    params = {k: v.requires_grad_() for k, v in make_params(spec, None, gen, kernel_device).items()}
-    x = torch.rand(100, 3, generator=gen).to(kernel_device).requires_grad_()
-
-    def eikonal(op):
-        (gx,) = torch.autograd.grad(op(x, params, spec).sum(), x, create_graph=True)
-        loss = (gx.norm(dim=-1) - 1).pow(2).mean()
-        return torch.autograd.grad(loss, [x, *params.values()], allow_unused=True, materialize_grads=True)
-
-    tc = eikonal(lambda *a: cuda.fused_mlp(*a, precision="bf16"))
-    for a, b in zip(tc, eikonal(mlp_forward)):
+    grads, _ = eikonal_grads(kernel_device)
+    tc = grads(lambda *a: cuda.fused_mlp(*a, precision="bf16"))
+    for a, b in zip(tc, grads(mlp_forward)):
         assert torch.allclose(a, b, rtol=1e-4, atol=1e-6 * float(b.abs().max()))
 
 
