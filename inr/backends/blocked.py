@@ -114,15 +114,19 @@ def params_from_flat(flat, spec: MLPSpec) -> Params:
     return params
 
 
-def graph_backward(x, flat, spec, gy, needs):
+def graph_backward(x, flat, spec, gy, needs, forward=mlp_forward):
     """Gradients as a differentiable function of the saved inputs (for create_graph=True).
 
     For autograd Functions applied as f(x, <2 non-tensor args>, *flat): `needs` is their
-    ctx.needs_input_grad, and the result is their backward's return tuple."""
+    ctx.needs_input_grad, and the result is their backward's return tuple. `forward(x, params,
+    spec)` is the op they compute; where it returns a tuple, `gy` is a tuple of the outputs'
+    incoming gradients (None for an output no loss used)."""
     inputs = [x, *flat]
     wanted = [t is not None and n and t.requires_grad for t, n in zip(inputs, (needs[0], *needs[3:]))]
-    y = mlp_forward(x, params_from_flat(flat, spec), spec)
-    got = iter(torch.autograd.grad(y, [t for t, w in zip(inputs, wanted) if w], gy, create_graph=True))
+    outs = forward(x, params_from_flat(flat, spec), spec)
+    pairs = [(o, g) for o, g in (zip(outs, gy) if isinstance(outs, tuple) else [(outs, gy)]) if g is not None]
+    got = iter(torch.autograd.grad([o for o, _ in pairs], [t for t, w in zip(inputs, wanted) if w],
+                                   [g for _, g in pairs], create_graph=True, allow_unused=True))
     out = [next(got) if w else None for w in wanted]
     return (out[0], None, None, *out[1:])
 

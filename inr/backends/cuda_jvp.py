@@ -20,6 +20,7 @@ from inr.nn.mlp import MLPSpec, Params, mlp_value_and_grad
 
 from . import cuda
 from . import cuda_buffers as buf
+from .blocked import graph_backward
 
 MAX_D_IN = 3
 
@@ -73,8 +74,8 @@ class _FusedJvp(torch.autograd.Function):
     def backward(ctx, dy, djac):
         spec, (B, N, x_stride) = ctx.spec, ctx.dims
         x, x_c, save_h, save_z, *tensors = ctx.saved_tensors
-        if torch.is_grad_enabled():  # a graph of the gradient is wanted: recompute through the twin
-            return (*_twin_backward(x, tensors, spec, dy, djac, ctx.needs_input_grad),)
+        if torch.is_grad_enabled():  # a graph of the gradient is wanted: autograd through the twin
+            return graph_backward(x, tensors, spec, (dy, djac), ctx.needs_input_grad, mlp_value_and_grad)
         weights = tensors[0::2]
         W, L, C, d_in, d_out = spec.hidden[0], spec.n_layers, 1 + spec.d_in, spec.d_in, spec.d_out
         rows, dev = B * N, x.device
@@ -115,21 +116,3 @@ class _FusedJvp(torch.autograd.Function):
         dx = cuda._fold_dx(dx, B, N, x_stride, ctx.x_shape) if need_dx else None
         return (dx, None, None, *grads)
 
-
-def _twin_backward(x, tensors, spec, dy, djac, needs):
-    """The backward as a differentiable function of the saved inputs (the graph create_graph wants):
-    autograd through `mlp_value_and_grad`."""
-    inputs = [x, *tensors]
-    wanted = [t is not None and n and t.requires_grad for t, n in zip(inputs, (needs[0], *needs[3:]))]
-    params = {}
-    for i in range(spec.n_layers):
-        params[f"layers.{i}.weight"] = tensors[2 * i]
-        if spec.bias:
-            params[f"layers.{i}.bias"] = tensors[2 * i + 1]
-    with torch.enable_grad():
-        y, jac = mlp_value_and_grad(x, params, spec)
-        outs = [(o, g) for o, g in ((y, dy), (jac, djac)) if g is not None]
-        got = iter(torch.autograd.grad([o for o, _ in outs], [t for t, w in zip(inputs, wanted) if w],
-                                       [g for _, g in outs], create_graph=True, allow_unused=True))
-    grads = [next(got) if w else None for w in wanted]
-    return [grads[0], None, None, *grads[1:]]
