@@ -356,7 +356,7 @@ def tcnn_module():
         return None, f"inr.backends.tcnn does not import: {err(e)}"
     try:
         if not tcnn.available():
-            why = getattr(tcnn, "_import", lambda: (None, ""))()[1]
+            why = tcnn._import()[1]
             return None, f"tinycudann does not import ({why})" if why else "tinycudann does not import"
     except Exception as e:
         return None, err(e)
@@ -364,15 +364,8 @@ def tcnn_module():
 
 
 def tcnn_why_not(tcnn, kind: str, *a) -> str | None:
-    """Why tcnn cannot run these inputs (None if it can), via mlp_unsupported / hashgrid_unsupported
-    where present, else the *_supports predicate."""
-    un = getattr(tcnn, f"{kind}_unsupported", None)
-    if un is not None:
-        return un(*a)
-    sup = getattr(tcnn, f"{kind}_supports", None)
-    if sup is not None and not sup(*a):
-        return f"tcnn.{kind}_supports() is False"
-    return None
+    """Why tcnn cannot run these inputs (None if it can): tcnn.mlp_unsupported / hashgrid_unsupported."""
+    return getattr(tcnn, f"{kind}_unsupported")(*a)
 
 
 # ------------------------------------------------------------------------------------------------
@@ -1080,7 +1073,7 @@ def bench_image() -> None:
     from inr import backends
 
     old_backend = backends.get_backend()
-    old_prec = backends.get_precision() if hasattr(backends, "get_precision") else None
+    old_prec = backends.get_precision()
     tcnn, tcnn_why = tcnn_module()
     try:
         for size in ARGS.image_sizes:
@@ -1101,8 +1094,7 @@ def bench_image() -> None:
                         line["error"] = err(e)
                     finally:
                         backends.set_backend(old_backend)
-                        if old_prec is not None:
-                            backends.set_precision(old_prec)
+                        backends.set_precision(old_prec)
                         free()
                     if backend == "torch":
                         torch_ref["samples_per_s"] = line["samples_per_s"]
@@ -1113,8 +1105,7 @@ def bench_image() -> None:
                     emit(line)
     finally:
         backends.set_backend(old_backend)
-        if old_prec is not None:
-            backends.set_precision(old_prec)
+        backends.set_precision(old_prec)
 
 
 def _image_one(line, image, check_idx, batch, backend, prec, torch_ref, tcnn, tcnn_why) -> None:
@@ -1126,11 +1117,8 @@ def _image_one(line, image, check_idx, batch, backend, prec, torch_ref, tcnn, tc
         raise Unavailable(f"no CUDA device: backend {backend!r} would run the CPU kernels here")
     if backend == "tcnn" and tcnn is None:
         raise Unavailable(tcnn_why)
-    if prec != "fp32" and not hasattr(backends, "set_precision"):
-        raise Unavailable("inr.backends.set_precision does not exist")
     backends.set_backend(backend)
-    if hasattr(backends, "set_precision"):
-        backends.set_precision(prec)
+    backends.set_precision(prec)
     if backend == "tcnn":
         line["note"] = "tcnn runs the hash grid; the field's MLP has biases, so it runs on the cuda kernels"
     cfg = ImageFitConfig(field="hash")
