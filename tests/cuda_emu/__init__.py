@@ -42,7 +42,7 @@ def library() -> ctypes.CDLL | None:
     if not out.exists():
         out.parent.mkdir(parents=True, exist_ok=True)
         tmp = out.with_suffix(f".{os.getpid()}.tmp")
-        cmd = [cxx, "-std=c++20", "-O2", "-shared", "-fPIC", "-pthread", "-DINR_CUDA_EMU", "-Wno-unknown-pragmas",
+        cmd = [cxx, "-std=c++20", "-O2", "-shared", "-fPIC", "-DINR_CUDA_EMU", "-Wno-unknown-pragmas",
                "-I", str(HERE / "include"), "-I", str(CSRC), str(HERE / "harness.cpp"), "-o", str(tmp)]
         done = subprocess.run(cmd, capture_output=True, text=True)
         if done.returncode:
