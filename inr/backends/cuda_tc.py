@@ -20,6 +20,7 @@ from inr.nn.mlp import MLPSpec
 
 from . import cuda
 from . import cuda_buffers as buf
+from .blocked import graph_backward
 
 PRECISIONS = {"fp16": (1, torch.float16), "bf16": (2, torch.bfloat16)}
 OUT_PAD = 16  # the output layer is one 16-wide tile
@@ -36,7 +37,8 @@ def fused_mlp_tc(x: torch.Tensor, layout, spec: MLPSpec, tensors: list, precisio
 
 
 def _forward(ext, x, layout, spec, tensors, precision, train):
-    """Run the forward kernel: (y, x as read, save_h, save_z, (B, N, x_stride))."""
+    """Run the forward kernel: (y, x as read, save_h, save_z, (B, N, x_stride), the operand-type
+    weights it read, which the backward reads too)."""
     code, dtype = PRECISIONS[precision]
     W, L = spec.hidden[0], spec.n_layers
     B = layout[0]
@@ -47,10 +49,11 @@ def _forward(ext, x, layout, spec, tensors, precision, train):
     save_z = buf.alloc(L - 1, rows, W, device=dev) if train and spec.activation == "sine" else buf.none(dev)
     weights, biases = tensors[0::2], tensors[1::2]
     w0t = buf.aligned(F.pad(weights[0].transpose(-1, -2), (0, 0, 0, cuda._round4(spec.d_in) - spec.d_in)))
-    ext.mlp_tc_forward(x_c, x_stride, w0t, _operand_mats(weights, spec, dtype), _biases(biases, spec, dev), y, save_h,
-                       save_z, B, N, spec.d_in, spec.d_out, W, cuda._ACT[spec.activation],
-                       cuda._ACT[spec.output_activation], code, spec.w0_first, spec.w0_hidden)
-    return y, x_c, save_h, save_z, (B, N, x_stride)
+    mats = _operand_mats(weights, spec, dtype)
+    ext.mlp_tc_forward(x_c, x_stride, w0t, mats, _biases(biases, spec, dev), y, save_h, save_z, B, N, spec.d_in,
+                       spec.d_out, W, cuda._ACT[spec.activation], cuda._ACT[spec.output_activation], code,
+                       spec.w0_first, spec.w0_hidden)
+    return y, x_c, save_h, save_z, (B, N, x_stride), mats
 
 
 def _operand_mats(weights, spec, dtype):
@@ -78,8 +81,8 @@ def _biases(biases, spec, device):
 class _FusedTcMLP(torch.autograd.Function):
     @staticmethod
     def forward(ctx, x, spec, layout, precision, *tensors):
-        y, x_c, save_h, save_z, dims = _forward(cuda._ext(), x, layout, spec, tensors, precision, train=True)
-        ctx.spec, ctx.dims, ctx.x_shape, ctx.precision = spec, dims, x.shape, precision
+        y, x_c, save_h, save_z, dims, mats = _forward(cuda._ext(), x, layout, spec, tensors, precision, train=True)
+        ctx.spec, ctx.dims, ctx.x_shape, ctx.precision, ctx.mats = spec, dims, x.shape, precision, mats
         ctx.save_for_backward(x, x_c, y, save_h, save_z, *tensors)
         return y
 
@@ -89,8 +92,6 @@ class _FusedTcMLP(torch.autograd.Function):
         x, x_c, y, save_h, save_z, *tensors = ctx.saved_tensors
         needs = ctx.needs_input_grad
         if torch.is_grad_enabled():  # a graph of the gradient is wanted: differentiable fp32 recompute
-            from .blocked import graph_backward
-
             grads = graph_backward(x, tensors, spec, dy, (needs[0], None, None, *needs[4:]))
             return (grads[0], None, None, None, *grads[3:])
         code, dtype = PRECISIONS[precision]
@@ -103,7 +104,7 @@ class _FusedTcMLP(torch.autograd.Function):
         w0 = buf.aligned(F.pad(weights[0], (0, cuda._round4(spec.d_in) - spec.d_in)))
         ext = cuda._ext()
         ext.mlp_tc_backward(dy.reshape(rows, spec.d_out).contiguous(), y.reshape(rows, spec.d_out), save_h, save_z,
-                            w0, _operand_mats(weights, spec, dtype), dz, dx, B, N, spec.d_in, spec.d_out, W,
+                            w0, ctx.mats, dz, dx, B, N, spec.d_in, spec.d_out, W,
                             cuda._ACT[spec.activation], cuda._ACT[spec.output_activation], code, spec.w0_first,
                             spec.w0_hidden)
         broadcast_x = x_stride == 0 and B > 1
