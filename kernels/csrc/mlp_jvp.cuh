@@ -48,11 +48,26 @@ __device__ __forceinline__ void jvp_activate(const InrMlpJvpArgs& a, int m, int6
   }
 }
 
+// buf[r][o] = value(r, o, (buf[r][:K] mat)[o]) for the tile's T rows and W columns, in place:
+// every thread finishes its part of the product before any row is overwritten.
+template <int T, int W, class Value>
+__device__ __forceinline__ void tile_product_in_place(float* buf, int ld, int K, const float* mat, Value&& value) {
+  using HT = Tile<T, W>;
+  const int o0 = (threadIdx.x % HT::TX) * HT::TN, p0 = (threadIdx.x / HT::TX) * HT::TM;
+  float acc[HT::TM][HT::TN];
+  tile_gemm<T, W>(buf, ld, K, mat, p0, o0, acc);
+  __syncthreads();  // every thread has read buf
+#pragma unroll
+  for (int i = 0; i < HT::TM; ++i)
+#pragma unroll
+    for (int j = 0; j < HT::TN; ++j) buf[(p0 + i) * ld + o0 + j] = value(p0 + i, o0 + j, acc[i][j]);
+  __syncthreads();
+}
+
 template <int W, int OUTP>
 __global__ void __launch_bounds__(kThreads) mlp_jvp_forward_kernel(const InrMlpJvpArgs a) {
   constexpr int T = TileRows<W>::value;
   constexpr int ld = W + 4;
-  using HT = Tile<T, W>;
   using OT = Tile<T, OUTP>;
   extern __shared__ float4 smem_f4[];
   float* buf = reinterpret_cast<float*>(smem_f4);  // [T][ld]: the tile's rows
@@ -98,18 +113,10 @@ __global__ void __launch_bounds__(kThreads) mlp_jvp_forward_kernel(const InrMlpJ
     for (int e = tid; e < nout; e += kThreads) bias[e] = a.b[l] ? a.b[l][bp.inst * a.b_stride[l] + e] : 0.f;
     __syncthreads();
     if (!last) {
-      const int o0 = (tid % HT::TX) * HT::TN, p0 = (tid / HT::TX) * HT::TM;
-      float acc[HT::TM][HT::TN];
-      tile_gemm<T, W>(buf, ld, W, mat, p0, o0, acc);
-      __syncthreads();  // every thread has read buf
-#pragma unroll
-      for (int i = 0; i < HT::TM; ++i) {
-        const int r = p0 + i;
-#pragma unroll
-        for (int j = 0; j < HT::TN; ++j)
-          buf[r * ld + o0 + j] = r >= vrows ? 0.f : r % C == 0 ? acc[i][j] + bias[o0 + j] : acc[i][j];
-      }
-      __syncthreads();
+      // z: the bias on value rows only (a tangent row carries no bias)
+      tile_product_in_place<T, W>(buf, ld, W, mat, [&](int r, int o, float v) {
+        return r >= vrows ? 0.f : r % C == 0 ? v + bias[o] : v;
+      });
       for (int e = tid; e < bp.valid * W; e += kThreads) {
         const int p = e / W, o = e - p * W;
         jvp_activate(a, l, crows, (bp.row0 + p) * C, buf + p * C * ld + o, ld, o, a.w0_hidden);
@@ -140,7 +147,6 @@ template <int W, int DINP>
 __global__ void __launch_bounds__(kThreads) mlp_jvp_backward_kernel(const InrMlpJvpBwdArgs a) {
   constexpr int T = TileRows<W>::value;
   constexpr int ld = W + 4;
-  using HT = Tile<T, W>;
   using IT = Tile<T, DINP>;
   extern __shared__ float4 smem_f4[];
   float* buf = reinterpret_cast<float*>(smem_f4);  // [T][ld]: dL/d(rows) of the current layer
@@ -172,17 +178,7 @@ __global__ void __launch_bounds__(kThreads) mlp_jvp_backward_kernel(const InrMlp
     __syncthreads();  // buf is complete; the previous pass is done with mat
     smem_copy(mat, a.w[l] + bp.inst * a.w_stride[l], K * W);
     __syncthreads();
-    const int o0 = (tid % HT::TX) * HT::TN, p0 = (tid / HT::TX) * HT::TM;
-    float acc[HT::TM][HT::TN];
-    tile_gemm<T, W>(buf, ld, K, mat, p0, o0, acc);
-    __syncthreads();  // every thread has read buf
-#pragma unroll
-    for (int i = 0; i < HT::TM; ++i) {
-      const int r = p0 + i;
-#pragma unroll
-      for (int j = 0; j < HT::TN; ++j) buf[r * ld + o0 + j] = r < vrows ? acc[i][j] : 0.f;
-    }
-    __syncthreads();
+    tile_product_in_place<T, W>(buf, ld, K, mat, [&](int r, int, float v) { return r < vrows ? v : 0.f; });
     // Through the activation of hidden layer m = l - 1.
     const int m = l - 1;
     const float w0 = m == 0 ? a.w0_first : a.w0_hidden;
