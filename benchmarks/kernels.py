@@ -551,6 +551,23 @@ def bench_mlp(ceilings: dict) -> None:
               "skipped_configs": [dict(zip(("precision", "batch", "act", "width", "B"), c)) for c in skipped]})
 
 
+def run_configuration(lines: dict, engines, *args) -> None:
+    """engines(*args) fills `lines` (one per mode); if its set-up or reference fails (OOM included),
+    every line of the configuration carries the error. Compiled graphs (engines returns whether it
+    compiled) and memory are freed afterwards."""
+    used_compile = False
+    try:
+        used_compile = engines(*args)
+    except Exception as e:
+        msg = err(e)
+        for line in lines.values():
+            line["error"] = msg
+    finally:
+        if used_compile:
+            reset_compiled()
+        free()
+
+
 def run_mlp_config(ctx: MLPContext, prec: str, batch: int, act: str, width: int, B: int) -> list[dict]:
     spec = MLPSpec(ARGS.d_in, (width,) * ARGS.n_hidden, ARGS.d_out, activation=act)
     N = batch // B
@@ -561,21 +578,11 @@ def run_mlp_config(ctx: MLPContext, prec: str, batch: int, act: str, width: int,
                 float32_matmul_precision=torch.get_float32_matmul_precision())
     lines = {m: dict(base, mode=m) for m in MODES}
     log(f"mlp {prec} batch={P2.get(batch, batch)} {act} w{width} B={B}")
-    used_compile = False
     if batch % B or N < 1:
         for line in lines.values():
             line["error"] = f"batch {batch} is not a positive multiple of B = {B}"
         return list(lines.values())
-    try:
-        used_compile = _mlp_engines(ctx, lines, spec, prec, batch, B, N)
-    except Exception as e:  # set-up or reference failed (OOM included): the whole configuration
-        msg = err(e)
-        for line in lines.values():
-            line["error"] = msg
-    finally:
-        if used_compile:
-            reset_compiled()
-        free()
+    run_configuration(lines, _mlp_engines, ctx, lines, spec, prec, batch, B, N)
     for mode, line in lines.items():
         f = line["fused_samples_per_s"]
         for e in MLP_ENGINES[1:]:
@@ -800,17 +807,7 @@ def run_eikonal_config(width: int, batch: int, db_state: dict) -> list[dict]:
                 batch=batch)
     lines = {m: dict(base, mode=m) for m in MODES}
     log(f"eikonal batch={P2.get(batch, batch)} w{width}")
-    used_compile = False
-    try:
-        used_compile = _eikonal_engines(lines, spec, batch, db_state)
-    except Exception as e:
-        msg = err(e)
-        for line in lines.values():
-            line["error"] = msg
-    finally:
-        if used_compile:
-            reset_compiled()
-        free()
+    run_configuration(lines, _eikonal_engines, lines, spec, batch, db_state)
     for line in lines.values():
         for e in EIK_ENGINES[1:]:
             line[f"speedup_vs_{e}"] = ratio(line["fused_samples_per_s"], line[f"{e}_samples_per_s"])
