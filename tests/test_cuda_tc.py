@@ -11,8 +11,10 @@ sources (tests/cuda_emu). Two references, fresh random inputs, every written buf
    than 2 hidden layers get n_hidden - 1 times the bounds (each layer's w0 gain grows it). An
    indexing or synchronisation bug moves most elements by O(1).
 2. The float32 model in float64 (what the user asked for), loosely, as a sanity bound on the
-   operand rounding:  rel. L2 error <= LOOSE[precision]   (fp16 3e-2, bf16 1.2e-1)
-   ReLU gradients get the larger bound: rounding moves points across the kink.
+   operand rounding:  rel. L2 error <= LOOSE[precision]   (fp16 3e-2, bf16 1.2e-1), for y and
+   for all gradients taken as one vector.
+   ReLU gradients get the larger bound. Points where the rounding flips a ReLU unit against the
+   float32 model are redrawn (the tight check covers what the kernel computes there).
 """
 from __future__ import annotations
 
@@ -68,16 +70,20 @@ def rounded_reference(x, params, spec, dtype, dy):
 
 
 def _rounded_kinks(x, params, spec, dtype):
-    """[.., N] mask of points with a pre-activation of the rounded model within KINK of a ReLU kink
-    (fp32 accumulation may put it on the other side: a legitimate disagreement)."""
+    """[.., N] mask of points where a ReLU decision is fragile: a pre-activation of the rounded
+    model within KINK of the kink (fp32 accumulation may put it on the other side), or one whose
+    sign differs between the rounded and the float32 model (the operand rounding flipped the unit,
+    a legitimate disagreement the loose check against the float32 model would count as error)."""
     rnd = lambda t: t.to(dtype).double()  # noqa: E731
-    h, near = x.double(), None
+    h, h_exact, near = x.double(), x.double(), None
     for i in range(spec.n_layers - 1):
         w = params[f"layers.{i}.weight"].double()
-        z = batched_linear(h, w if i == 0 else rnd(w), params[f"layers.{i}.bias"].double() if spec.bias else None)
-        m = (z.abs() < KINK).any(-1)
+        b = params[f"layers.{i}.bias"].double() if spec.bias else None
+        z = batched_linear(h, w if i == 0 else rnd(w), b)
+        z_exact = batched_linear(h_exact, w, b)
+        m = ((z.abs() < KINK) | ((z > 0) != (z_exact > 0))).any(-1)
         near = m if near is None else near | m
-        h = rnd(torch.relu(z))
+        h, h_exact = rnd(torch.relu(z)), torch.relu(z_exact)
     if x.dim() == 2 and near.dim() == 2:
         near = near.any(0)
     return near
@@ -90,7 +96,7 @@ def _redraw_rounded_kinks(x, params, spec, dtype, gen):
             return x
         fresh = (torch.rand(*x.shape, generator=gen) * 2 - 1).to(x.device)
         x = torch.where(near.unsqueeze(-1).expand_as(x), fresh, x)
-    raise RuntimeError("could not draw points away from the rounded model's ReLU kinks")
+    raise RuntimeError("could not draw points away from the ReLU kinks")
 
 
 def _close(ctx, name, got, ref, tol):
@@ -152,9 +158,11 @@ def run_tc_case(device, precision, width=64, act="relu", out_act="none", n_hidde
     y64 = mlp_forward(x64, q64, spec)
     full = torch.autograd.grad(y64, ([x64] if x_grad else []) + list(q64.values()), dy.double())
     _rel_l2(ctx, "y", y, y64, LOOSE[precision])
+    # All gradients as one vector: a single small tensor (the bias gradient of one output, summed
+    # over a few points) can cancel to near zero, where a per-tensor relative error means nothing.
     grad_tol = LOOSE[precision] * (4 if act == "relu" else 1)
-    for name, a, r in zip(names, got, full):
-        _rel_l2(ctx, f"d{name}", a, r, grad_tol)
+    flat = lambda ts: torch.cat([t.detach().double().cpu().flatten() for t in ts])  # noqa: E731
+    _rel_l2(ctx, "all gradients", flat(got), flat(full), grad_tol)
 
 
 @pytest.mark.parametrize("out_act", ["none", "sigmoid", "exp"])
