@@ -54,9 +54,11 @@ def test_dense_matches_torch_adam(betas, eps):
     ref, ropt = _run(lambda gr: torch.optim.Adam(gr, betas=betas, eps=eps), init, steps, lrs)
     for a, b in zip(ours, ref):
         torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6)
+    # torch forms m as m + (1 - b1)(g - m) (lerp), we as b1 m + (1 - b1) g: where the terms cancel,
+    # the two differ by ulps of the terms (~1e-7 at |g| ~ 1), not of the small result
     for a, b in zip(ours, ref):
         for k in ("exp_avg", "exp_avg_sq", "step"):
-            torch.testing.assert_close(opt.state[a][k], ropt.state[b][k], rtol=1e-5, atol=1e-7)
+            torch.testing.assert_close(opt.state[a][k], ropt.state[b][k], rtol=1e-5, atol=1e-6)
 
 
 def test_lazy_tables_every_row_touched_equals_dense():

@@ -30,6 +30,8 @@ struct Hyper {
   float lr_c1;     // lr / (1 - b1^t)
   float inv_sc2;   // 1 / sqrt(1 - b2^t)
   float b1, b2, eps;
+  float a1, a2;    // 1 - b1 and 1 - b2, rounded from double as torch.optim.Adam does: 1.0f - 0.999f
+                   // would be 1.3e-5 off, and v's increment with it
 };
 
 #if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
@@ -40,7 +42,7 @@ struct Hyper {
 
 INR_CLONES void adam_span(float* __restrict p, const float* __restrict g, float* __restrict m, float* __restrict v,
                           int64_t n, Hyper h) {
-  const float a1 = 1.0f - h.b1, a2 = 1.0f - h.b2;
+  const float a1 = h.a1, a2 = h.a2;
   for (int64_t i = 0; i < n; ++i) {
     const float gi = g[i];
     const float mi = h.b1 * m[i] + a1 * gi;
@@ -55,7 +57,7 @@ INR_CLONES void adam_span(float* __restrict p, const float* __restrict g, float*
 INR_CLONES int64_t adam_rows_span(float* __restrict p, const float* __restrict g, float* __restrict m,
                                   float* __restrict v, int64_t* __restrict last, int64_t b, int64_t e, int64_t nf,
                                   int64_t step, double b1d, double b2d, Hyper h) {
-  const float a1 = 1.0f - h.b1, a2 = 1.0f - h.b2;
+  const float a1 = h.a1, a2 = h.a2;
   int64_t count = 0;
   for (int64_t r = b; r < e; ++r) {
     const float* gr = g + r * nf;
@@ -89,6 +91,8 @@ Hyper hyper(double lr, double b1, double b2, double eps, int64_t step) {
   h.inv_sc2 = static_cast<float>(1.0 / std::sqrt(1.0 - std::pow(b2, static_cast<double>(step))));
   h.b1 = static_cast<float>(b1);
   h.b2 = static_cast<float>(b2);
+  h.a1 = static_cast<float>(1.0 - b1);
+  h.a2 = static_cast<float>(1.0 - b2);
   h.eps = static_cast<float>(eps);
   return h;
 }
