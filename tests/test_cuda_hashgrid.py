@@ -19,7 +19,8 @@ Approximate positions (grids with non-dyadic scales, resolution <= 512): random 
 (half an ulp at 512 is 1.5e-5 of a cell); points whose float32 position falls in another cell than
 the float64 one (float32(pos64) is exactly what the kernel computes) are redrawn, since linear
 interpolation's x-derivative jumps there. First derivatives only.
-GPU tests skip without CUDA; the import and CPU tests run everywhere.
+Each kernel case runs on the GPU (skipped without CUDA) and in the CPU emulation of the same kernel
+sources (tests/cuda_emu, the `kernel_device` fixture).
 """
 from __future__ import annotations
 
@@ -35,9 +36,6 @@ from inr.encodings import HashGridConfig, grid_layout, hashgrid_encode
 
 EXACT_TOL = (1e-4, 1e-5)   # (RTOL, ATOL)
 APPROX_TOL = (1e-4, 1e-4)
-
-gpu = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
-
 
 def test_cpu_tensors_not_supported():
     cfg = HashGridConfig(n_levels=2, log2_hashmap_size=8)
@@ -184,12 +182,15 @@ def compare(impl, cfg, d, N, mode, device, seed=None, borders=False, x_grad=True
 
 
 # ----------------------------------------------------------------------------------------------
-# GPU: the kernels against the PyTorch path.
+# The kernels against the PyTorch path: on a GPU and in the CPU emulation (`kernel_device`).
 
 @pytest.fixture(autouse=True)
 def nan_buffers(monkeypatch):
     """Every buffer the kernels write (not accumulate) starts as NaN."""
-    monkeypatch.setattr(cuda_buffers, "alloc", lambda *shape, device, dtype=torch.float32: torch.full(shape, float("nan"), device=device, dtype=dtype))
+    def nan_alloc(*shape, device, dtype=torch.float32):
+        return torch.full(shape, float("nan"), device=device, dtype=dtype)
+
+    monkeypatch.setattr(cuda_buffers, "alloc", nan_alloc)
 
 
 def cuda_impl(x, table, cfg):
@@ -197,119 +198,109 @@ def cuda_impl(x, table, cfg):
     return cuda_hashgrid.hashgrid_cuda(x, table, cfg)
 
 
-@gpu
 @pytest.mark.parametrize("N", [1, 1000, 4097])
 @pytest.mark.parametrize("mode", ["shared", "batched", "x_shared"])
 @pytest.mark.parametrize("interp", ["linear", "smoothstep"])
 @pytest.mark.parametrize("d", [2, 3])
-def test_matches_torch(d, interp, mode, N):
+def test_matches_torch(kernel_device, d, interp, mode, N):
     cfg = integer_scales(n_levels=8, T=12 if d == 3 else 10, interp=interp)
     assert any(grid_layout(cfg, d).hashed) and not all(grid_layout(cfg, d).hashed)
-    compare(cuda_impl, cfg, d, N, mode, "cuda")
+    compare(cuda_impl, cfg, d, N, mode, kernel_device)
 
 
-@gpu
 @pytest.mark.parametrize("n_feat", [1, 2, 4, 8])
 @pytest.mark.parametrize("d", [2, 3])
-def test_feature_widths(d, n_feat):
-    compare(cuda_impl, integer_scales(n_levels=6, n_feat=n_feat), d, 1000, "batched", "cuda")
-    compare(cuda_impl, integer_scales(n_levels=6, n_feat=n_feat, interp="smoothstep"), d, 777, "shared", "cuda")
+def test_feature_widths(kernel_device, d, n_feat):
+    compare(cuda_impl, integer_scales(n_levels=6, n_feat=n_feat), d, 1000, "batched", kernel_device)
+    smooth = integer_scales(n_levels=6, n_feat=n_feat, interp="smoothstep")
+    compare(cuda_impl, smooth, d, 777, "shared", kernel_device)
 
 
-@gpu
 @pytest.mark.parametrize("mode", ["shared", "batched", "x_shared"])
 @pytest.mark.parametrize("interp", ["linear", "smoothstep"])
 @pytest.mark.parametrize("d", [2, 3])
-def test_cell_borders_and_corners(d, interp, mode):
-    compare(cuda_impl, integer_scales(interp=interp), d, 1000, mode, "cuda", borders=True)
+def test_cell_borders_and_corners(kernel_device, d, interp, mode):
+    compare(cuda_impl, integer_scales(interp=interp), d, 1000, mode, kernel_device, borders=True)
 
 
-@gpu
 @pytest.mark.parametrize("d", [2, 3])
-def test_instant_ngp_configs(d):
+def test_instant_ngp_configs(kernel_device, d):
     """The benchmark's grids (finest 512 / per-level scale 2, 2^19 rows), non-integer scales."""
     if d == 2:
-        compare(cuda_impl, HashGridConfig(finest_resolution=512), d, 4097, "shared", "cuda", exact=False)
+        compare(cuda_impl, HashGridConfig(finest_resolution=512), d, 4097, "shared", kernel_device, exact=False)
         compare(cuda_impl, HashGridConfig(finest_resolution=256, interpolation="smoothstep", log2_hashmap_size=14),
-                d, 2000, "batched", "cuda", exact=False)
+                d, 2000, "batched", kernel_device, exact=False)
     else:  # per-level scale 2 from 16: integer scales; 10 levels (res 8192) keep a 2^-11 lattice exact
-        compare(cuda_impl, HashGridConfig(n_levels=10), d, 4097, "shared", "cuda")
+        compare(cuda_impl, HashGridConfig(n_levels=10), d, 4097, "shared", kernel_device)
         compare(cuda_impl, HashGridConfig(n_levels=10, interpolation="smoothstep", log2_hashmap_size=14), d, 2000,
-                "batched", "cuda", double=True)
+                "batched", kernel_device, double=True)
 
 
-@gpu
 @pytest.mark.parametrize("d", [1, 2, 4])
-def test_other_dims_and_many_levels(d):
+def test_other_dims_and_many_levels(kernel_device, d):
     many = HashGridConfig(n_levels=32, log2_hashmap_size=12, base_resolution=4, per_level_scale=1.1)  # non-dyadic
-    compare(cuda_impl, many, d, 1500, "shared", "cuda", exact=False)
-    compare(cuda_impl, integer_scales(n_levels=5, T=12), d, 300, "batched", "cuda", double=True)
+    compare(cuda_impl, many, d, 1500, "shared", kernel_device, exact=False)
+    compare(cuda_impl, integer_scales(n_levels=5, T=12), d, 300, "batched", kernel_device, double=True)
 
 
-@gpu
-def test_dense_grid_type():
+def test_dense_grid_type(kernel_device):
     cfg = HashGridConfig(n_levels=4, base_resolution=4, per_level_scale=2.0, grid_type="dense")
-    compare(cuda_impl, cfg, 3, 2000, "shared", "cuda")
+    compare(cuda_impl, cfg, 3, 2000, "shared", kernel_device)
 
 
-@gpu
 @pytest.mark.parametrize("d", [2, 3])
-def test_outside_unit_cube_wraps_like_tcnn(d):
-    compare(cuda_impl, integer_scales(), d, 1000, "batched", "cuda", lo=-0.5, hi=1.5)
+def test_outside_unit_cube_wraps_like_tcnn(kernel_device, d):
+    compare(cuda_impl, integer_scales(), d, 1000, "batched", kernel_device, lo=-0.5, hi=1.5)
 
 
-@gpu
 @pytest.mark.parametrize("mode", ["shared", "batched", "x_shared"])
 @pytest.mark.parametrize("interp", ["linear", "smoothstep"])
 @pytest.mark.parametrize("d", [2, 3])
-def test_double_backward(d, interp, mode):
-    compare(cuda_impl, integer_scales(interp=interp), d, 1000, mode, "cuda", double=True)
-    compare(cuda_impl, integer_scales(interp=interp), d, 1000, mode, "cuda", double=True, borders=True)
+def test_double_backward(kernel_device, d, interp, mode):
+    compare(cuda_impl, integer_scales(interp=interp), d, 1000, mode, kernel_device, double=True)
+    compare(cuda_impl, integer_scales(interp=interp), d, 1000, mode, kernel_device, double=True, borders=True)
 
 
-@gpu
-def test_table_gradient_only():
-    compare(cuda_impl, integer_scales(), 3, 4097, "batched", "cuda", x_grad=False)
+def test_table_gradient_only(kernel_device):
+    compare(cuda_impl, integer_scales(), 3, 4097, "batched", kernel_device, x_grad=False)
 
 
-@gpu
-def test_no_grad_forward_and_shapes():
+def test_no_grad_forward_and_shapes(kernel_device):
     cfg = integer_scales()
     m = lattice_bits(cfg, 3)
-    table = torch.randn(grid_layout(cfg, 3).total_rows, 2, device="cuda")
-    x = (torch.randint(0, 2**m + 1, (4, 5, 3)).float() / 2**m).cuda()
+    table = torch.randn(grid_layout(cfg, 3).total_rows, 2, device=kernel_device)
+    x = (torch.randint(0, 2**m + 1, (4, 5, 3)).float() / 2**m).to(kernel_device)
     with torch.no_grad():
         out = cuda_hashgrid.hashgrid_cuda(x, table, cfg)
     assert out.shape == (4, 5, cfg.n_output_dims)
     assert_close("out", out, hashgrid_encode(x.double(), table.double(), cfg), "no_grad")
-    xt = (torch.randint(0, 2**m + 1, (3, 50)).float() / 2**m).cuda().t()  # non-contiguous
+    xt = (torch.randint(0, 2**m + 1, (3, 50)).float() / 2**m).to(kernel_device).t()  # non-contiguous
     assert_close("out", cuda_hashgrid.hashgrid_cuda(xt, table, cfg), hashgrid_encode(xt.double(), table.double(), cfg),
                  "non-contiguous")
 
 
-@gpu
-def test_third_derivative_raises():
+def test_third_derivative_raises(kernel_device):
     cfg = integer_scales()
-    x = torch.rand(10, 2, device="cuda", requires_grad=True)
-    table = torch.randn(grid_layout(cfg, 2).total_rows, 2, device="cuda", requires_grad=True)
+    x = torch.rand(10, 2, device=kernel_device, requires_grad=True)
+    table = torch.randn(grid_layout(cfg, 2).total_rows, 2, device=kernel_device, requires_grad=True)
     dx, = torch.autograd.grad(cuda_hashgrid.hashgrid_cuda(x, table, cfg).sum(), x, create_graph=True)
     with pytest.raises(RuntimeError, match="third derivative"):
         torch.autograd.grad(dx.pow(2).sum(), x, create_graph=True)
 
 
-@gpu
-def test_supports_refuses():
+def test_supports_refuses(kernel_device):
     cfg = integer_scales()
     rows = grid_layout(cfg, 2).total_rows
-    x, t = torch.rand(10, 2, device="cuda"), torch.randn(rows, 2, device="cuda")
+    x, t = torch.rand(10, 2, device=kernel_device), torch.randn(rows, 2, device=kernel_device)
     assert cuda_hashgrid.supports(x, t, cfg)
     assert not cuda_hashgrid.supports(x.double(), t, cfg)
     assert not cuda_hashgrid.supports(x, t.double(), cfg)
     assert not cuda_hashgrid.supports(x, t[:-1], cfg)                          # wrong rows
-    assert not cuda_hashgrid.supports(torch.rand(10, 5, device="cuda"), t, cfg)  # 5-D input
+    assert not cuda_hashgrid.supports(torch.rand(10, 5, device=kernel_device), t, cfg)  # 5-D input
     assert not cuda_hashgrid.supports(x[:0], t, cfg)                            # no points
-    assert not cuda_hashgrid.supports(torch.rand(2, 10, 2, device="cuda"), t.expand(3, -1, -1), cfg)  # B mismatch
+    x_b2 = torch.rand(2, 10, 2, device=kernel_device)
+    assert not cuda_hashgrid.supports(x_b2, t.expand(3, -1, -1), cfg)         # B mismatch
     cfg3 = HashGridConfig(n_levels=2, n_features_per_level=3, log2_hashmap_size=8)
-    assert not cuda_hashgrid.supports(x, torch.randn(grid_layout(cfg3, 2).total_rows, 3, device="cuda"), cfg3)
+    assert not cuda_hashgrid.supports(x, torch.randn(grid_layout(cfg3, 2).total_rows, 3, device=kernel_device), cfg3)
     cfg33 = HashGridConfig(n_levels=33, log2_hashmap_size=8, per_level_scale=1.05)
-    assert not cuda_hashgrid.supports(x, torch.randn(grid_layout(cfg33, 2).total_rows, 2, device="cuda"), cfg33)
+    assert not cuda_hashgrid.supports(x, torch.randn(grid_layout(cfg33, 2).total_rows, 2, device=kernel_device), cfg33)

@@ -29,18 +29,13 @@ import torch
 
 from inr.encodings.hashgrid import HashGridConfig, grid_layout
 
+from . import cuda
 from . import cuda_buffers as buf
 
 DIMS = (1, 2, 3, 4)
 FEATURES = (1, 2, 4, 8)
 MAX_LEVELS = 32
 _INTERP = {"linear": 0, "smoothstep": 1}
-
-
-def _ext():
-    from kernels import load
-
-    return load()
 
 
 @dataclass(frozen=True)
@@ -78,14 +73,14 @@ def supports(x: torch.Tensor, table: torch.Tensor, config: HashGridConfig, build
     working kernel build."""
     if _shape(x, table, config) is None:
         return False
-    return not build or _ext() is not None
+    return not build or cuda._ext() is not None
 
 
 def _shape(x, table, config) -> tuple[int, int, bool] | None:
     """(n_inst, n_per, x_shared) for the kernels, or None if unsupported."""
     if not (isinstance(x, torch.Tensor) and isinstance(table, torch.Tensor) and isinstance(config, HashGridConfig)):
         return None
-    if not (x.is_cuda and table.device == x.device and x.dtype == torch.float32 and table.dtype == torch.float32):
+    if not (cuda._on_kernel_device(x) and table.device == x.device and x.dtype == table.dtype == torch.float32):
         return None
     if x.dim() < 1 or x.numel() == 0:
         return None
@@ -111,7 +106,7 @@ def hashgrid_cuda(x: torch.Tensor, table: torch.Tensor, config: HashGridConfig) 
     Shapes: x [..., d] with a shared table [R, F] -> [..., L*F]; x [B, N, d] or [N, d] with
     per-instance tables [B, R, F] -> [B, N, L*F]."""
     shape = _shape(x, table, config)
-    ext = _ext() if shape is not None else None
+    ext = cuda._ext() if shape is not None else None
     if ext is None:
         raise ValueError("hashgrid_cuda cannot run these inputs (check inr.backends.cuda_hashgrid.supports)")
     B, N, x_shared = shape
@@ -137,7 +132,7 @@ class _Encode(torch.autograd.Function):
     def forward(ctx, x, table, meta):
         ctx.meta = meta
         ctx.save_for_backward(x, table)
-        return _forward(_ext(), x, table, meta)
+        return _forward(cuda._ext(), x, table, meta)
 
     @staticmethod
     def backward(ctx, dout):
@@ -153,7 +148,7 @@ class _EncodeBackward(torch.autograd.Function):
     def forward(ctx, x, table, dout, meta, need_x, need_t):
         ctx.meta = meta
         ctx.save_for_backward(x, table, dout)
-        ext, dev = _ext(), x.device
+        ext, dev = cuda._ext(), x.device
         d = meta.dims[0]
         dtable = torch.zeros(table.shape, device=dev) if need_t else buf.none(dev)  # accumulated into
         dx = buf.alloc(meta.points, d, device=dev) if need_x else buf.none(dev)
@@ -174,7 +169,7 @@ class _EncodeBackward(torch.autograd.Function):
         d_dout = buf.alloc(*dout.shape, device=dev) if need_dout else buf.none(dev)
         dtable = torch.zeros(table.shape, device=dev) if need_t and ggx is not None else buf.none(dev)
         dx = buf.alloc(meta.points, d, device=dev) if need_x else buf.none(dev)
-        _ext().hashgrid_backward_backward(
+        cuda._ext().hashgrid_backward_backward(
             x.contiguous(), buf.aligned(table), buf.aligned(dout),
             ggx.contiguous() if ggx is not None else buf.none(dev),
             buf.aligned(ggtable) if ggtable is not None else buf.none(dev),

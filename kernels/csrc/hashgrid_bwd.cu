@@ -62,8 +62,8 @@ extern "C" cudaError_t inr_hashgrid_backward(const InrHashgridGeom* g, const flo
   if (!blocks) return cudaErrorInvalidValue;
   const dim3 block(g->n_levels, points_per_block(g->n_levels));
   return dispatch(g, [&](auto Dc, auto Fc) {
-    backward_kernel<decltype(Dc)::value, decltype(Fc)::value>
-        <<<blocks, block, 0, stream>>>(*g, x, table, dout, dtable, dx);
+    const auto kernel = backward_kernel<decltype(Dc)::value, decltype(Fc)::value>;
+    INR_LAUNCH(kernel, blocks, block, 0, stream, *g, x, table, dout, dtable, dx);
     return cudaGetLastError();
   });
 }

@@ -95,8 +95,8 @@ extern "C" cudaError_t inr_hashgrid_backward_backward(const InrHashgridGeom* g, 
   if (!blocks) return cudaErrorInvalidValue;
   const dim3 block(g->n_levels, points_per_block(g->n_levels));
   return dispatch(g, [&](auto Dc, auto Fc) {
-    backward_backward_kernel<decltype(Dc)::value, decltype(Fc)::value>
-        <<<blocks, block, 0, stream>>>(*g, x, table, dout, ggx, ggtable, d_dout, dtable, dx);
+    const auto kernel = backward_backward_kernel<decltype(Dc)::value, decltype(Fc)::value>;
+    INR_LAUNCH(kernel, blocks, block, 0, stream, *g, x, table, dout, ggx, ggtable, d_dout, dtable, dx);
     return cudaGetLastError();
   });
 }

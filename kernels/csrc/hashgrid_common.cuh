@@ -10,6 +10,7 @@
 #include <type_traits>
 
 #include "hashgrid.h"
+#include "launch.cuh"
 
 namespace inr_hg {
 

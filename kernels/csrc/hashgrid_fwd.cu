@@ -41,7 +41,8 @@ extern "C" cudaError_t inr_hashgrid_forward(const InrHashgridGeom* g, const floa
   if (!blocks) return cudaErrorInvalidValue;
   const dim3 block(g->n_levels, points_per_block(g->n_levels));
   return dispatch(g, [&](auto Dc, auto Fc) {
-    forward_kernel<decltype(Dc)::value, decltype(Fc)::value><<<blocks, block, 0, stream>>>(*g, x, table, out);
+    const auto kernel = forward_kernel<decltype(Dc)::value, decltype(Fc)::value>;
+    INR_LAUNCH(kernel, blocks, block, 0, stream, *g, x, table, out);
     return cudaGetLastError();
   });
 }

@@ -29,7 +29,7 @@ __global__ void __launch_bounds__(kThreads, BwdMinBlocks<W>::value) mlp_backward
   constexpr int ld = W + 4;
   using HT = Tile<T, W>;
   using IT = Tile<T, DINP>;
-  extern __shared__ float4 smem_f4[];
+  INR_DYNAMIC_SHARED float4 smem_f4[];
   float* buf = reinterpret_cast<float*>(smem_f4);  // dL/dz of the current layer, [T][ld]
   float* mat = buf + T * ld;
   float* sdb = mat + W * (W > DINP ? W : DINP);  // this block's bias-gradient sums of one layer

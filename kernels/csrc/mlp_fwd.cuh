@@ -19,7 +19,7 @@ __global__ void __launch_bounds__(kThreads, FwdMinBlocks<W>::value) mlp_forward_
   constexpr int T = TileRows<W>::value;
   using HT = Tile<T, W>;
   using OT = Tile<T, OUTP>;
-  extern __shared__ float4 smem_f4[];
+  INR_DYNAMIC_SHARED float4 smem_f4[];
   const int kin = round_up4(a.d_in);
   const int ld = fwd_ld(W, a.d_in);
   float* buf = reinterpret_cast<float*>(smem_f4);

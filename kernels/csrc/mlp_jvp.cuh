@@ -69,7 +69,7 @@ __global__ void __launch_bounds__(kThreads) mlp_jvp_forward_kernel(const InrMlpJ
   constexpr int T = TileRows<W>::value;
   constexpr int ld = W + 4;
   using OT = Tile<T, OUTP>;
-  extern __shared__ float4 smem_f4[];
+  INR_DYNAMIC_SHARED float4 smem_f4[];
   float* buf = reinterpret_cast<float*>(smem_f4);  // [T][ld]: the tile's rows
   float* mat = buf + T * ld;                        // one layer's W^T, at most [W][W]
   float* bias = mat + W * W;
@@ -148,7 +148,7 @@ __global__ void __launch_bounds__(kThreads) mlp_jvp_backward_kernel(const InrMlp
   constexpr int T = TileRows<W>::value;
   constexpr int ld = W + 4;
   using IT = Tile<T, DINP>;
-  extern __shared__ float4 smem_f4[];
+  INR_DYNAMIC_SHARED float4 smem_f4[];
   float* buf = reinterpret_cast<float*>(smem_f4);  // [T][ld]: dL/d(rows) of the current layer
   float* mat = buf + T * ld;                        // one layer's [out, in] matrix, at most [W][W]
 

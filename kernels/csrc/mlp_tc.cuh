@@ -97,7 +97,7 @@ template <class T, int W>
 __global__ void __launch_bounds__(kThreads) mlp_tc_forward_kernel(const InrMlpTcFwdArgs a) {
   using namespace nvcuda;
   constexpr int R = kTcRows, NW = W / 16, ld = TcLd<W>::value;
-  extern __shared__ __align__(128) float4 smem_f4[];
+  INR_DYNAMIC_SHARED __align__(128) float4 smem_f4[];
   T* act = reinterpret_cast<T*>(smem_f4);
   T* wmat = act + R * ld;
   float* stage = reinterpret_cast<float*>(wmat + W * ld);
@@ -163,7 +163,7 @@ template <class T, int W>
 __global__ void __launch_bounds__(kThreads) mlp_tc_backward_kernel(const InrMlpTcBwdArgs a) {
   using namespace nvcuda;
   constexpr int R = kTcRows, NW = W / 16, ld = TcLd<W>::value;
-  extern __shared__ __align__(128) float4 smem_f4[];
+  INR_DYNAMIC_SHARED __align__(128) float4 smem_f4[];
   T* g = reinterpret_cast<T*>(smem_f4);  // dL/dz of the current layer, [R][ld]
   T* wmat = g + R * ld;
   float* stage = reinterpret_cast<float*>(wmat + W * ld);

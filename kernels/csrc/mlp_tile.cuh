@@ -4,16 +4,8 @@
 #include <cuda_runtime.h>
 #include <stdint.h>
 
+#include "launch.cuh"
 #include "mlp.h"
-
-// Kernel launch. Built with INR_CUDA_EMU (tests/cuda_emu: the CPU emulation the tests run the
-// kernels in), blocks run as threads on the host instead. The kernel goes last: its template
-// arguments hold commas.
-#ifdef INR_CUDA_EMU
-#define INR_LAUNCH(blocks, threads, bytes, stream, args, ...) emu::launch(__VA_ARGS__, blocks, threads, args, bytes)
-#else
-#define INR_LAUNCH(blocks, threads, bytes, stream, args, ...) __VA_ARGS__<<<blocks, threads, bytes, stream>>>(args)
-#endif
 
 namespace inr {
 
@@ -77,7 +69,7 @@ inline cudaError_t launch_blocks(void (*kernel)(Args), const Args& a, int per_bl
   }
   const int64_t blocks = (int64_t)a.B * ((a.N + per_block - 1) / per_block);
   if (blocks > 0x7fffffff) return cudaErrorInvalidValue;
-  INR_LAUNCH((unsigned)blocks, kThreads, bytes, stream, a, kernel);
+  INR_LAUNCH(kernel, (unsigned)blocks, kThreads, bytes, stream, a);
   return cudaGetLastError();
 }
 

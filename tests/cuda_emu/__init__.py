@@ -1,13 +1,15 @@
-"""The fused MLP kernels (kernels/csrc) run on the CPU, for tests without a GPU.
+"""The CUDA kernels (kernels/csrc: fused MLP and hash grid) run on the CPU, for tests without a GPU.
 
-`include/` replaces the CUDA headers with a host emulation: one std::thread per CUDA thread,
-barriers for __syncthreads/__syncwarp, shared memory poisoned with NaN before each block. The
+`include/` replaces the CUDA headers with a host emulation: one fiber per CUDA thread, barriers
+for __syncthreads/__syncwarp, dynamic shared memory poisoned with NaN before each block. The
 kernels and launchers are compiled unchanged (with -DINR_CUDA_EMU, which only swaps the <<<>>>
-launch), so index arithmetic, barrier placement and shared-memory phases are exercised exactly;
-timing, occupancy, memory coalescing and the hardware's float rounding of fast paths are not.
+launch and the dynamic shared-memory declaration: kernels/csrc/launch.cuh), so index arithmetic,
+barrier placement and shared-memory phases are exercised exactly; timing, occupancy, memory
+coalescing and the hardware's float rounding of fast paths are not.
 
 `ext()` returns an object with the torch extension's functions (the names and signatures of
-kernels/csrc/bindings.cpp), taking CPU tensors, so `inr.backends.cuda` runs on it unchanged.
+kernels/csrc/bindings.cpp), taking CPU tensors, so `inr.backends.cuda` (and cuda_tc, cuda_jvp,
+cuda_hashgrid) run on it unchanged.
 """
 from __future__ import annotations
 
@@ -28,7 +30,8 @@ MAX_LAYERS = 16
 
 
 def _sources() -> list[Path]:
-    return [HERE / "harness.cpp", *sorted((HERE / "include").glob("*.h")), *sorted(CSRC.glob("mlp*"))]
+    return [HERE / "harness.cpp", *sorted((HERE / "include").glob("*.h")), *sorted(CSRC.glob("mlp*")),
+            *sorted(CSRC.glob("hashgrid*")), CSRC / "launch.cuh"]
 
 
 @lru_cache(maxsize=1)
@@ -95,6 +98,28 @@ class TcBwdArgs(ctypes.Structure):
                         ("w_stride", _IA), ("dz", _PA), ("dx", _P)]
 
 
+class HgLevel(ctypes.Structure):
+    _fields_ = [("scale", ctypes.c_float), ("res", ctypes.c_uint32), ("size", ctypes.c_uint32),
+                ("hashed", ctypes.c_uint32), ("offset", ctypes.c_int64)]
+
+
+class HgGeom(ctypes.Structure):
+    _fields_ = [(n, ctypes.c_int) for n in ("n_dims", "n_feat", "n_levels", "interpolation")] + [
+        (n, ctypes.c_int64) for n in ("n_inst", "n_per", "x_stride", "table_stride")] + [("levels", HgLevel * 32)]
+
+
+def _hg_geom(dims, scales, ints) -> HgGeom:
+    """bindings.cpp's hashgrid_geom: dims = (n_dims, n_feat, interpolation, n_inst, n_per,
+    x_stride, table_stride); per level scales[l] and ints[4l:4l+4] = (res, size, hashed, offset)."""
+    g = HgGeom()
+    g.n_dims, g.n_feat, g.interpolation, g.n_inst, g.n_per, g.x_stride, g.table_stride = dims
+    g.n_levels = len(scales)
+    for lvl, scale in enumerate(scales):
+        res, size, hashed, offset = ints[4 * lvl:4 * lvl + 4]
+        g.levels[lvl] = HgLevel(scale, res, size, hashed, offset)
+    return g
+
+
 def _ptr(t: torch.Tensor) -> int | None:
     """A tensor's data pointer, or null for an empty one (bindings.cpp's convention)."""
     if not t.numel():
@@ -121,8 +146,8 @@ def _layers(args, name: str, tensors, stride_name: str | None = None, unbatched_
             getattr(args, stride_name)[i] = _stride(t, unbatched_dim) if t.numel() else 0
 
 
-def _call(fn, args) -> None:
-    err = fn(ctypes.byref(args), None)
+def _call(fn, args, *ptrs) -> None:
+    err = fn(ctypes.byref(args), *ptrs, None)
     if err != 0:
         raise RuntimeError(f"emulated kernel launch failed: error {err}")
 
@@ -133,7 +158,8 @@ class EmuExt:
     def __init__(self, lib: ctypes.CDLL):
         self.lib = lib
         for name in ("inr_mlp_forward", "inr_mlp_backward", "inr_mlp_jvp_forward", "inr_mlp_jvp_backward",
-                     "inr_mlp_tc_forward", "inr_mlp_tc_backward"):
+                     "inr_mlp_tc_forward", "inr_mlp_tc_backward", "inr_hashgrid_forward", "inr_hashgrid_backward",
+                     "inr_hashgrid_backward_backward"):
             getattr(lib, name).restype = ctypes.c_int
 
     def din_pad(self, d_in: int) -> int:
@@ -180,7 +206,6 @@ class EmuExt:
         _layers(a, "dz", dz)
         _call(self.lib.inr_mlp_jvp_backward, a)
 
-
     def mlp_tc_forward(self, x, x_stride, w0t, w, b, y, save_h, save_z, B, N, d_in, d_out, width, act, out_act,
                        precision, w0_first, w0_hidden):
         a = TcArgs()
@@ -200,6 +225,17 @@ class EmuExt:
         _layers(a, "w", w, "w_stride", 2)
         _layers(a, "dz", dz)
         _call(self.lib.inr_mlp_tc_backward, a)
+
+    def hashgrid_forward(self, x, table, out, dims, scales, ints):
+        _call(self.lib.inr_hashgrid_forward, _hg_geom(dims, scales, ints), _P(_ptr(x)), _P(_ptr(table)), _P(_ptr(out)))
+
+    def hashgrid_backward(self, x, table, dout, dtable, dx, dims, scales, ints):
+        _call(self.lib.inr_hashgrid_backward, _hg_geom(dims, scales, ints),
+              *(_P(_ptr(t)) for t in (x, table, dout, dtable, dx)))
+
+    def hashgrid_backward_backward(self, x, table, dout, ggx, ggtable, d_dout, dtable, dx, dims, scales, ints):
+        _call(self.lib.inr_hashgrid_backward_backward, _hg_geom(dims, scales, ints),
+              *(_P(_ptr(t)) for t in (x, table, dout, ggx, ggtable, d_dout, dtable, dx)))
 
 
 def ext() -> EmuExt | None:
