@@ -57,6 +57,17 @@ void set_biases(Args& a, const std::vector<at::Tensor>& b) {
   }
 }
 
+// float32 bias gradients (accumulated into; with their instance strides) of every layer, or null
+// where one is not wanted.
+template <class Args>
+void set_bias_grads(Args& a, const std::vector<at::Tensor>& db) {
+  TORCH_CHECK(db.size() == (size_t)a.n_layers, "inr mlp: bad layer count");
+  for (size_t l = 0; l < db.size(); ++l) {
+    check(db[l], "bias grad", false);
+    a.db[l] = mptr(db[l]); a.db_stride[l] = instance_stride(db[l], 1);
+  }
+}
+
 // Runs a launcher of mlp.h on the current stream of `on`'s device; a failure raises.
 template <class Args>
 void run(cudaError_t (*launch)(const Args*, cudaStream_t), const Args& a, const at::Tensor& on, const char* what) {
@@ -87,7 +98,7 @@ void mlp_backward(const at::Tensor& dy, const at::Tensor& y, const at::Tensor& s
                   const std::vector<at::Tensor>& w, const std::vector<at::Tensor>& dz, const at::Tensor& dx,
                   const std::vector<at::Tensor>& db, int64_t B, int64_t N, int64_t d_in, int64_t d_out, int64_t width, int64_t act, int64_t out_act,
                   double w0_first, double w0_hidden) {
-  TORCH_CHECK(w.size() == dz.size() && w.size() == db.size(), "inr mlp: bad layer count");
+  TORCH_CHECK(w.size() == dz.size(), "inr mlp: bad layer count");
   check(dy, "dy", false);
   check(y, "y", false);
   check(save_h, "save_h", true);
@@ -101,9 +112,8 @@ void mlp_backward(const at::Tensor& dy, const at::Tensor& y, const at::Tensor& s
   for (size_t l = 0; l < w.size(); ++l) {
     check(dz[l], "dz", true);
     a.dz[l] = mptr(dz[l]);
-    check(db[l], "bias grad", false);
-    a.db[l] = mptr(db[l]); a.db_stride[l] = instance_stride(db[l], 1);
   }
+  set_bias_grads(a, db);
   a.dx = mptr(dx);
   run(inr_mlp_backward, a, dy, "backward");
 }
@@ -198,8 +208,9 @@ void mlp_tc_forward(const at::Tensor& x, int64_t x_stride, const at::Tensor& w0t
 
 void mlp_tc_backward(const at::Tensor& dy, const at::Tensor& y, const at::Tensor& save_h, const at::Tensor& save_z,
                      const at::Tensor& w0, const std::vector<at::Tensor>& w, const std::vector<at::Tensor>& dz,
-                     const at::Tensor& dx, int64_t B, int64_t N, int64_t d_in, int64_t d_out, int64_t width,
-                     int64_t act, int64_t out_act, int64_t precision, double w0_first, double w0_hidden) {
+                     const at::Tensor& dx, const std::vector<at::Tensor>& db, int64_t B, int64_t N, int64_t d_in,
+                     int64_t d_out, int64_t width, int64_t act, int64_t out_act, int64_t precision, double w0_first,
+                     double w0_hidden) {
   TORCH_CHECK(w.size() == dz.size(), "inr mlp: bad layer count");
   check(dy, "dy", false);
   check(y, "y", false);
@@ -216,6 +227,7 @@ void mlp_tc_backward(const at::Tensor& dy, const at::Tensor& y, const at::Tensor
     check_operand(dz[l], "dz", precision);
     a.dz[l] = vptr(dz[l]);
   }
+  set_bias_grads(a, db);
   a.dx = mptr(dx);
   run(inr_mlp_tc_backward, a, dy, "tensor-core backward");
 }
@@ -339,7 +351,7 @@ PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
   m.def("mlp_jvp_forward", &mlp_jvp_forward, "fused MLP value and input Jacobian (see kernels/csrc/mlp.h)");
   m.def("mlp_jvp_backward", &mlp_jvp_backward, "backward of mlp_jvp_forward (see kernels/csrc/mlp.h)");
   m.def("mlp_tc_forward", &mlp_tc_forward, "tensor-core MLP forward, fp16/bf16 operands (see kernels/csrc/mlp.h)");
-  m.def("mlp_tc_backward", &mlp_tc_backward, "tensor-core MLP backward through the layers (see kernels/csrc/mlp.h)");
+  m.def("mlp_tc_backward", &mlp_tc_backward, "tensor-core MLP backward through the layers, with bias gradients (see kernels/csrc/mlp.h)");
   m.def("din_pad", &inr_mlp_din_pad, "column padding of the layer-0 matrix the backward expects");
   m.def("dout_pad", &inr_mlp_dout_pad, "column padding of the last layer's matrix the forward expects");
   m.def("hashgrid_forward", &hashgrid_forward, "hash-grid encoding forward (see kernels/csrc/hashgrid.h)");

@@ -139,9 +139,13 @@ typedef struct {
   const void* w[INR_MLP_MAX_LAYERS];  // as InrMlpTcFwdArgs
   int64_t w_stride[INR_MLP_MAX_LAYERS];
   // Outputs, operand type: dL/dz_l [rows, width] for l < n_layers - 1 and [rows, d_out] for the
-  // last (weight and bias gradients are formed by the caller); dL/dx [rows, d_in] fp32 or null.
+  // last (weight gradients are formed by the caller); dL/dx [rows, d_in] fp32 or null.
   void* dz[INR_MLP_MAX_LAYERS];
   float* dx;
+  // Bias gradients, fp32, ACCUMULATED (the caller zeroes them): the column sums of the
+  // operand-type dz_l, [out] or per instance [B, out] (db_stride), or null where not wanted.
+  float* db[INR_MLP_MAX_LAYERS];
+  int64_t db_stride[INR_MLP_MAX_LAYERS];
 } InrMlpTcBwdArgs;
 
 #ifdef __cplusplus

@@ -14,15 +14,6 @@ __host__ __device__ inline int bwd_smem_floats() {
   return TileRows<W>::value * (W + 4) + W * (W > DINP ? W : DINP) + W;
 }
 
-// Moves the block's bias-gradient sums of one layer to global memory and re-zeroes them.
-// Call after the barrier that follows column_sums.
-__device__ __forceinline__ void flush_bias_grad(float* sdb, float* db, int cols) {
-  if ((int)threadIdx.x < cols) {
-    if (db) atomicAdd(db + threadIdx.x, sdb[threadIdx.x]);
-    sdb[threadIdx.x] = 0.f;
-  }
-}
-
 template <int W, int DINP>
 __global__ void __launch_bounds__(kThreads, BwdMinBlocks<W>::value) mlp_backward_kernel(const InrMlpBwdArgs a) {
   constexpr int T = TileRows<W>::value;

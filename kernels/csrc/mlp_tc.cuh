@@ -44,11 +44,12 @@ __host__ __device__ inline size_t tc_fwd_smem_bytes(int d_in) {
   const int kin = round_up4(d_in);
   return 2 * (size_t)(kTcRows + W) * TcLd<W>::value + 4 * (size_t)(8 * 256 + W + kTcRows * kin + kin * W);
 }
-// The backward's: dL/dz [128][ld] and weights [W][ld] (operand type), staging, W_0 [W][kin] (fp32).
+// The backward's: dL/dz [128][ld] and weights [W][ld] (operand type), staging, W_0 [W][kin] and
+// the block's bias-gradient sums [W] (fp32).
 template <int W>
 __host__ __device__ inline size_t tc_bwd_smem_bytes(int d_in) {
   const int kin = round_up4(d_in);
-  return 2 * (size_t)(kTcRows + W) * TcLd<W>::value + 4 * (size_t)(8 * 256 + W * kin);
+  return 2 * (size_t)(kTcRows + W) * TcLd<W>::value + 4 * (size_t)(8 * 256 + W * kin + W);
 }
 
 // Copies `rows` rows of W operand elements (packed, 16-byte aligned) to shared rows of stride ld.
@@ -169,11 +170,15 @@ __global__ void __launch_bounds__(kThreads) mlp_tc_backward_kernel(const InrMlpT
   float* stage = reinterpret_cast<float*>(wmat + W * ld);
   const int kin = round_up4(a.d_in);
   float* w0s = stage + 8 * 256;
+  float* sdb = w0s + W * kin;  // this block's bias-gradient sums of one layer
 
   const int tid = threadIdx.x, warp = tid / 32;
   const BlockPoints bp(R, a.N, a.B);
   const int L = a.n_layers;
   const T* save_h = reinterpret_cast<const T*>(a.save_h);
+  // Bias gradients sum the operand-type dz, the values the weight gradients multiply.
+  const auto to_float = [](T v) { return Operand<T>::to(v); };
+  if (tid < W) sdb[tid] = 0.f;
 
   // Output layer: dz = dy * act'(y), 16 columns (zero past d_out and past the valid points).
   T* dz_last = reinterpret_cast<T*>(a.dz[L - 1]);
@@ -191,9 +196,12 @@ __global__ void __launch_bounds__(kThreads) mlp_tc_backward_kernel(const InrMlpT
   float* st = stage + warp * 256;
   for (int l = L - 1; l >= 1; --l) {
     const int K = l == L - 1 ? 16 : W;  // rows of W_l
+    const int cols = l == L - 1 ? a.d_out : W;
     __syncthreads();  // g is complete; every warp is done with wmat
     stage_weights<T, W>(wmat, reinterpret_cast<const T*>(a.w[l]) + bp.inst * a.w_stride[l], K);
+    if (a.db[l]) column_sums(g, ld, bp.valid, cols, sdb, to_float);  // g = dz_l, before it is overwritten
     __syncthreads();
+    flush_bias_grad(sdb, a.db[l] ? a.db[l] + bp.inst * a.db_stride[l] : nullptr, cols);
 
     // Through the activation of hidden layer m = l - 1, back into g and out to dz[m].
     const int m = l - 1;
@@ -215,11 +223,13 @@ __global__ void __launch_bounds__(kThreads) mlp_tc_backward_kernel(const InrMlpT
     else warp_layer<T, W, NW, wmma::row_major>(g, wmat, st, NW, epilogue);
   }
 
-  // dL/dx = dz_0 W_0 in fp32 on the CUDA cores.
+  // Layer 0's bias gradient, and dL/dx = dz_0 W_0 in fp32 on the CUDA cores.
+  __syncthreads();  // every warp's rows of g (= dz_0) are written
+  if (a.db[0]) column_sums(g, ld, bp.valid, W, sdb, to_float);
+  if (a.dx) smem_copy(w0s, a.w0 + bp.inst * a.w0_stride, W * kin);
+  __syncthreads();
+  flush_bias_grad(sdb, a.db[0] ? a.db[0] + bp.inst * a.db_stride[0] : nullptr, W);
   if (a.dx) {
-    __syncthreads();  // every warp's rows of g are written
-    smem_copy(w0s, a.w0 + bp.inst * a.w0_stride, W * kin);
-    __syncthreads();
     for (int e = tid; e < R * a.d_in; e += kThreads) {
       const int p = e / a.d_in, k = e - p * a.d_in;
       if (p >= bp.valid) continue;

@@ -172,14 +172,28 @@ __device__ __forceinline__ float output_grad(int act, float y) {
   }
 }
 
-// Adds the column sums of rows [0, valid) of the point-major tile buf[:, :cols] to sdb (shared).
-// Call between barriers: buf must be complete, and sdb is read only after the next barrier.
-__device__ __forceinline__ void column_sums(const float* buf, int ld, int valid, int cols, float* sdb) {
+// Adds the column sums of rows [0, valid) of the point-major tile buf[:, :cols] to sdb (shared),
+// each element read as to_float(buf[..]). Call between barriers: buf must be complete, and sdb is
+// read only after the next barrier.
+template <class E, class ToFloat>
+__device__ __forceinline__ void column_sums(const E* buf, int ld, int valid, int cols, float* sdb, ToFloat to_float) {
   const int c = threadIdx.x % cols, g = threadIdx.x / cols, groups = kThreads / cols;
   if (g >= groups) return;
   float s = 0.f;
-  for (int p = g; p < valid; p += groups) s += buf[p * ld + c];
+  for (int p = g; p < valid; p += groups) s += to_float(buf[p * ld + c]);
   atomicAdd(&sdb[c], s);
+}
+__device__ __forceinline__ void column_sums(const float* buf, int ld, int valid, int cols, float* sdb) {
+  column_sums(buf, ld, valid, cols, sdb, [](float v) { return v; });
+}
+
+// Moves the block's bias-gradient sums of one layer to global memory and re-zeroes them.
+// Call after the barrier that follows column_sums.
+__device__ __forceinline__ void flush_bias_grad(float* sdb, float* db, int cols) {
+  if ((int)threadIdx.x < cols) {
+    if (db) atomicAdd(db + threadIdx.x, sdb[threadIdx.x]);
+    sdb[threadIdx.x] = 0.f;
+  }
 }
 
 }  // namespace inr

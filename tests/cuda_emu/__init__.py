@@ -95,7 +95,7 @@ class TcBwdArgs(ctypes.Structure):
     _fields_ = _HEAD + [("act", ctypes.c_int), ("out_act", ctypes.c_int), ("precision", ctypes.c_int),
                         ("w0_first", ctypes.c_float), ("w0_hidden", ctypes.c_float), ("dy", _P), ("y", _P),
                         ("save_h", _P), ("save_z", _P), ("w0", _P), ("w0_stride", ctypes.c_int64), ("w", _PA),
-                        ("w_stride", _IA), ("dz", _PA), ("dx", _P)]
+                        ("w_stride", _IA), ("dz", _PA), ("dx", _P), ("db", _PA), ("db_stride", _IA)]
 
 
 class HgLevel(ctypes.Structure):
@@ -216,14 +216,15 @@ class EmuExt:
         _layers(a, "b", b, "b_stride", 1)
         _call(self.lib.inr_mlp_tc_forward, a)
 
-    def mlp_tc_backward(self, dy, y, save_h, save_z, w0, w, dz, dx, B, N, d_in, d_out, width, act, out_act, precision,
-                        w0_first, w0_hidden):
+    def mlp_tc_backward(self, dy, y, save_h, save_z, w0, w, dz, dx, db, B, N, d_in, d_out, width, act, out_act,
+                        precision, w0_first, w0_hidden):
         a = TcBwdArgs()
         _fill(a, dict(B=B, N=N, d_in=d_in, d_out=d_out, width=width, n_layers=len(w), act=act, out_act=out_act,
                       precision=precision, w0_first=w0_first, w0_hidden=w0_hidden, w0_stride=_stride(w0, 2)),
               dy=dy, y=y, save_h=save_h, save_z=save_z, w0=w0, dx=dx)
         _layers(a, "w", w, "w_stride", 2)
         _layers(a, "dz", dz)
+        _layers(a, "db", db, "db_stride", 1)
         _call(self.lib.inr_mlp_tc_backward, a)
 
     def hashgrid_forward(self, x, table, out, dims, scales, ints):
