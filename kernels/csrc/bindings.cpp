@@ -47,25 +47,24 @@ void set_weights(Args& a, const std::vector<at::Tensor>& w) {
   }
 }
 
-// float32 biases (with their instance strides) of every layer, or null where a layer has none.
-template <class Args>
-void set_biases(Args& a, const std::vector<at::Tensor>& b) {
-  TORCH_CHECK(b.size() == (size_t)a.n_layers, "inr mlp: bad layer count");
-  for (size_t l = 0; l < b.size(); ++l) {
-    check(b[l], "bias", false);
-    a.b[l] = cptr(b[l]); a.b_stride[l] = instance_stride(b[l], 1);
+// float32 per-layer vectors (biases, or bias gradients to accumulate into) with their instance
+// strides; null where a layer has none.
+template <class Ptr>
+void set_layer_vectors(Ptr* ptrs, int64_t* strides, const std::vector<at::Tensor>& t, int n_layers,
+                       const char* name) {
+  TORCH_CHECK(t.size() == (size_t)n_layers, "inr mlp: bad layer count");
+  for (size_t l = 0; l < t.size(); ++l) {
+    check(t[l], name, false);
+    ptrs[l] = mptr(t[l]); strides[l] = instance_stride(t[l], 1);
   }
 }
-
-// float32 bias gradients (accumulated into; with their instance strides) of every layer, or null
-// where one is not wanted.
+template <class Args>
+void set_biases(Args& a, const std::vector<at::Tensor>& b) {
+  set_layer_vectors(a.b, a.b_stride, b, a.n_layers, "bias");
+}
 template <class Args>
 void set_bias_grads(Args& a, const std::vector<at::Tensor>& db) {
-  TORCH_CHECK(db.size() == (size_t)a.n_layers, "inr mlp: bad layer count");
-  for (size_t l = 0; l < db.size(); ++l) {
-    check(db[l], "bias grad", false);
-    a.db[l] = mptr(db[l]); a.db_stride[l] = instance_stride(db[l], 1);
-  }
+  set_layer_vectors(a.db, a.db_stride, db, a.n_layers, "bias grad");
 }
 
 // Runs a launcher of mlp.h on the current stream of `on`'s device; a failure raises.
