@@ -11,7 +11,7 @@ backward kernel (per block in shared memory, then one atomic per column: their l
 between runs).
 
 Expected accuracy: about the operand type's rounding (2^-11 fp16, 2^-8 bf16) relative to the
-layers' typical magnitudes; tests/test_cuda_mlp.py states the tolerances per precision.
+layers' typical magnitudes; tests/test_cuda_tc.py states the tolerances per precision.
 """
 from __future__ import annotations
 
