@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import torch
 
-from inr.nn.activations import apply_activation
+from inr.nn.activations import activation_slope, apply_activation
 from inr.nn.linear import batched_linear
 from inr.nn.mlp import MLPSpec, Params, mlp_forward
 
@@ -29,16 +29,8 @@ def _layer_params(params: Params, spec: MLPSpec) -> list[torch.Tensor | None]:
 
 
 def _act_grad(g: torch.Tensor, z: torch.Tensor, h: torch.Tensor, name: str, w0: float) -> torch.Tensor:
-    """dL/dz from dL/dh for h = act(z)."""
-    if name == "relu":
-        return g * (z > 0)
-    if name == "sine":
-        return g * (w0 * torch.cos(w0 * z))
-    if name == "sigmoid":
-        return g * h * (1 - h)
-    if name == "exp":
-        return g * h
-    return g
+    """dL/dz from dL/dh for h = act(z) (the identity's slope is 1: no product)."""
+    return g if name == "none" else g * activation_slope(z, h, name, w0)
 
 
 def _forward_chunk(x, flat, spec, keep: bool):

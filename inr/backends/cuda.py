@@ -24,7 +24,7 @@ import torch.nn.functional as F
 from inr.nn.mlp import MLPSpec, Params
 
 from . import cuda_buffers as buf
-from .blocked import graph_backward
+from .blocked import _layer_params, graph_backward
 
 WIDTHS = (16, 32, 64, 128)
 MAX_D_IN = 64
@@ -99,7 +99,7 @@ def fused_mlp(x: torch.Tensor, params: Params, spec: MLPSpec, precision: str = "
     ext = _ext() if layout is not None and precision in PRECISIONS else None
     if ext is None:
         raise ValueError("fused_mlp cannot run these inputs (check inr.backends.cuda.supports)")
-    tensors = _layer_tensors(params, spec)
+    tensors = _layer_params(params, spec)
     if precision != "fp32":
         from .cuda_tc import fused_mlp_tc
 
@@ -149,15 +149,6 @@ class _FusedMLP(torch.autograd.Function):
             grads.append(db[i] if ctx.needs_input_grad[4 + 2 * i] else None)
         dx = _fold_dx(dx, B, N, x_stride, ctx.x_shape) if need_dx else None
         return (dx, None, None, *grads)
-
-
-def _layer_tensors(params, spec) -> list:
-    """(weight, bias or None) of every layer, flat: what the autograd Functions take."""
-    tensors = []
-    for i in range(spec.n_layers):
-        tensors.append(params[f"layers.{i}.weight"])
-        tensors.append(params[f"layers.{i}.bias"] if spec.bias else None)
-    return tensors
 
 
 def _points(x, layout, d_in):

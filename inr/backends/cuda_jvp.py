@@ -20,7 +20,7 @@ from inr.nn.mlp import MLPSpec, Params, mlp_value_and_grad
 
 from . import cuda
 from . import cuda_buffers as buf
-from .blocked import graph_backward
+from .blocked import _layer_params, graph_backward
 
 MAX_D_IN = 3
 
@@ -38,7 +38,7 @@ def fused_value_and_grad(x: torch.Tensor, params: Params, spec: MLPSpec) -> tupl
     if not supports_value_and_grad(x, params, spec):
         raise ValueError("fused_value_and_grad cannot run these inputs (check supports_value_and_grad)")
     layout = cuda._layout(x, params, spec)
-    tensors = cuda._layer_tensors(params, spec)
+    tensors = _layer_params(params, spec)
     needs_grad = torch.is_grad_enabled() and (x.requires_grad or any(t is not None and t.requires_grad
                                                                       for t in tensors))
     if not needs_grad:

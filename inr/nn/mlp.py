@@ -112,8 +112,8 @@ def mlp_value_and_grad(x: torch.Tensor, params: Params, spec: MLPSpec) -> tuple[
     h, dh = x, None
     last = spec.n_layers - 1
     for i in range(spec.n_layers):
-        w = params[f"layers.{i}.weight"]
-        z = batched_linear(h, w, params.get(f"layers.{i}.bias") if spec.bias else None)
+        w, b = _split_layer(params, i, spec)
+        z = batched_linear(h, w, b)
         if dh is None:  # d z_0 / d x_k is column k of W_0: [B?, 1, d_in, out]
             dz = w.transpose(-1, -2).unsqueeze(-3)
         else:  # the d_in tangents of each point as rows of one product
