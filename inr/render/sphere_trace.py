@@ -96,11 +96,19 @@ def shade(normals: torch.Tensor, dirs: torch.Tensor, base=(0.72, 0.76, 0.84)) ->
     return (torch.tensor(base) * light[:, None]).clamp(0, 1)
 
 
+def surface_normals(field: Callable[[torch.Tensor], torch.Tensor], points: torch.Tensor) -> torch.Tensor:
+    """Unit normals [M, 3] of {field = 0} at `points` [M, 3]: the normalised autograd gradient of
+    `field` ([M, 3] -> [M, 1]). Only first derivatives, so any differentiable callable will do."""
+    with torch.enable_grad():
+        p = points.detach().requires_grad_(True)
+        (g,) = torch.autograd.grad(field(p)[..., 0].sum(), p)
+    return F.normalize(g, dim=-1)
+
+
 def render_sdf(field, c2w: np.ndarray, width: int = 512, height: int = 512, fov: float = 40.0,
                device: torch.device | str = "cpu", background=(1.0, 1.0, 1.0)) -> torch.Tensor:
-    """Shaded image [H, W, 3] in [0, 1] of the zero level set of `field` ([M, 3] -> [M, 1])."""
-    from inr.signals.sdf import sdf_gradient
-
+    """Shaded image [H, W, 3] in [0, 1] of the zero level set of `field`, any callable SDF
+    ([M, 3] -> [M, 1], differentiable for the normals)."""
     o, d = camera_rays(c2w, width, height, fov)
     o, d = o.to(device), d.to(device)
     t, hit = sphere_trace(lambda p: field(p), o, d)
@@ -109,8 +117,6 @@ def render_sdf(field, c2w: np.ndarray, width: int = 512, height: int = 512, fov:
     if idx.numel():
         normals = []
         for chunk in idx.split(1 << 16):
-            p = o[chunk] + t[chunk, None] * d[chunk]
-            _, g = sdf_gradient(field, p, create_graph=False)
-            normals.append(F.normalize(g.detach(), dim=-1))
+            normals.append(surface_normals(field, o[chunk] + t[chunk, None] * d[chunk]))
         image[idx.cpu()] = shade(torch.cat(normals).cpu(), d[idx].cpu())
     return image.reshape(height, width, 3)
