@@ -40,8 +40,8 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from inr.backends import cpu_hashgrid, cpu_mlp, mlp_op, set_backend
-from inr.backends.blocked import blocked_mlp
+from inr.backends import Backend, cpu_hashgrid, cpu_mlp, mlp_op
+from inr.backends.torch_blocked_mlp import blocked_mlp
 from inr.encodings import HashGrid, HashGridConfig, hashgrid_encode
 from inr.fields.hash import HashField, HashFieldConfig
 from inr.nn import MLPSpec, init_mlp_params, mlp_forward
@@ -59,6 +59,7 @@ SIREN = MLPSpec(2, (128, 128, 128), 3, activation="sine")
 HYPER = MLPSpec(2, (64, 64, 64), 3, activation="sine")
 HYPER_SHAPES = ((16, 256), (16, 1024), (64, 256), (64, 1024))
 IMAGE_BATCH = 1 << 15
+AUTO = Backend("auto")
 
 
 def rate(fn, n: int, reps: int) -> float:
@@ -104,13 +105,13 @@ def mlp(n: int, reps: int) -> dict:
     params = {k: v.requires_grad_() for k, v in init_mlp_params(MLP, generator=gen).items()}
     x = torch.rand(n, MLP.d_in, generator=gen, requires_grad=True)
     out = {}
-    set_backend("auto")
     assert cpu_mlp.use_for(x, params, MLP), "the C++ MLP is not dispatched for the benchmark's MLP"
     for name, op in (("backend", mlp_op), ("torch", mlp_forward), ("blocked", blocked_mlp)):
         def step(op=op):
             y = op(x, params, MLP)
             torch.autograd.grad(y.sum(), [x, *params.values()])
-        out[name] = rate(step, n, reps)
+        with AUTO.active():
+            out[name] = rate(step, n, reps)
     return {"mlp_fwd_bwd_samples_per_s": round(out["backend"]), "mlp_torch_fwd_bwd_samples_per_s": round(out["torch"]),
             "mlp_blocked_fwd_bwd_samples_per_s": round(out["blocked"]),
             "mlp_speedup_vs_torch": round(out["backend"] / out["torch"], 2),
@@ -121,14 +122,14 @@ def siren_mlp(n: int, reps: int) -> dict:
     gen = torch.Generator().manual_seed(0)
     params = {k: v.requires_grad_() for k, v in init_mlp_params(SIREN, generator=gen).items()}
     x = (torch.rand(n, SIREN.d_in, generator=gen) * 2 - 1).requires_grad_()
-    set_backend("auto")
     assert cpu_mlp.use_for(x, params, SIREN), "the C++ MLP is not dispatched for the SIREN benchmark"
     out = {}
     for name, op in (("backend", mlp_op), ("torch", mlp_forward), ("blocked", blocked_mlp)):
         def step(op=op):
             y = op(x, params, SIREN)
             torch.autograd.grad(y.sum(), [x, *params.values()])
-        out[name] = rate(step, n, reps)
+        with AUTO.active():
+            out[name] = rate(step, n, reps)
     return {"siren_mlp_fwd_bwd_samples_per_s": round(out["backend"]),
             "siren_mlp_torch_fwd_bwd_samples_per_s": round(out["torch"]),
             "siren_mlp_blocked_fwd_bwd_samples_per_s": round(out["blocked"]),
@@ -144,14 +145,14 @@ def hyper_mlp(reps: int) -> dict:
         base = init_mlp_params(HYPER, generator=gen)
         params = {k: (v + 0.01 * torch.randn(b, *v.shape, generator=gen)).requires_grad_() for k, v in base.items()}
         x = (torch.rand(n, HYPER.d_in, generator=gen) * 2 - 1).expand(b, -1, -1)
-        set_backend("auto")
         assert cpu_mlp.use_for(x, params, HYPER), "the C++ MLP is not dispatched for per-instance weights"
         out = {}
         for name, op in (("backend", mlp_op), ("torch", mlp_forward), ("blocked", blocked_mlp)):
             def step(op=op):
                 y = op(x, params, HYPER)
                 torch.autograd.grad(y.sum(), list(params.values()))
-            out[name] = rate(step, b * n, reps)
+            with AUTO.active():
+                out[name] = rate(step, b * n, reps)
         res[f"B{b}_N{n}"] = {"samples_per_s": round(out["backend"]), "torch_samples_per_s": round(out["torch"]),
                              "blocked_samples_per_s": round(out["blocked"]),
                              "speedup_vs_torch": round(out["backend"] / out["torch"], 2),
@@ -165,14 +166,14 @@ def image_step(reps: int) -> dict:
     """Steps of the two backends alternate (best of 3 * reps each), so both see the same machine
     load: on shared machines a sequential comparison drifted by 1.5x between runs."""
     steps, optimizers = {}, {}
-    for backend in ("auto", "torch"):
-        set_backend(backend)
+    backends = {name: Backend(name) for name in ("auto", "torch")}
+    for backend in backends:
         gen = torch.Generator().manual_seed(0)
         cfg = HashFieldConfig(output_scale=0.5, output_offset=0.5)
         cfg.grid = {**cfg.grid, "finest_resolution": 512}
         model = HashField(2, 3, cfg, generator=gen)
         opt = make_adam([{"params": list(model.parameters()), "lr": 1e-2}], betas=(0.9, 0.99), eps=1e-15,
-                        backend=backend, model=model)
+                        backend=backends[backend], model=model)
         sampler = PixelSampler(torch.rand(512, 512, 3, generator=gen), IMAGE_BATCH, gen)
 
         def step(model=model, opt=opt, sampler=sampler):
@@ -186,12 +187,11 @@ def image_step(reps: int) -> dict:
     best = {b: float("inf") for b in steps}
     for rep in range(3 * reps + 1):
         for backend, step in steps.items():
-            set_backend(backend)  # the model dispatches at call time
-            t0 = time.perf_counter()
-            step()
-            if rep:  # the first round warms up
-                best[backend] = min(best[backend], time.perf_counter() - t0)
-    set_backend("auto")
+            with backends[backend].active():  # the model dispatches at call time
+                t0 = time.perf_counter()
+                step()
+                if rep:  # the first round warms up
+                    best[backend] = min(best[backend], time.perf_counter() - t0)
     out = {b: IMAGE_BATCH / t for b, t in best.items()}
     return {"image_step_samples_per_s": round(out["auto"]), "image_step_torch_samples_per_s": round(out["torch"]),
             "image_step_speedup_vs_torch": round(out["auto"] / out["torch"], 2),

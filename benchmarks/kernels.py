@@ -87,8 +87,8 @@ whole (OOM included: memory is freed between configurations).
   make_optimizer): draw a batch of pixel coordinates and targets (image already on the GPU),
   forward, MSE, backward, Adam step. batch = requested, effective_batch = min(batch, pixels); with
   full_batch true the sampler returns the whole image in raster order every step (no sampling: not
-  the random-batch figure the target means). Backends: "torch", "cuda" (inr.backends.set_backend, with
-  set_precision for the MLP), "tcnn" where it imports. samples_per_s = effective_batch / step time;
+  the random-batch figure the target means). Backends: "torch", "cuda" (an inr.backends.Backend value, with
+  its mlp_precision, active around the step), "tcnn" where it imports. samples_per_s = effective_batch / step time;
   speedup_vs_torch (= speedup_vs_eager); max_abs_err / rel_l2_err of the field's output against the
   torch backend at the same initial parameters; fused_mlp_used / fused_hashgrid_used: whether the
   CUDA backend's kernels accept these inputs (else it silently runs PyTorch).
@@ -1067,59 +1067,55 @@ def image_variants() -> list[tuple[str, str]]:
 
 
 def bench_image() -> None:
-    from inr import backends
-
-    old_backend = backends.get_backend()
-    old_prec = backends.get_precision()
     tcnn, tcnn_why = tcnn_module()
-    try:
-        for size in ARGS.image_sizes:
-            image = torch.rand(size, size, 3, generator=torch.Generator().manual_seed(size))
-            check_idx = torch.randperm(size * size, generator=torch.Generator().manual_seed(1))[:1 << 16]
-            for batch in ARGS.image_batches:
-                torch_ref = {}
-                for backend, prec in image_variants():
-                    line = {k: None for k in IMAGE_KEYS}
-                    line.update(bench="image", device=device_name(), image_size=size, batch=batch, backend=backend,
-                                precision=prec)
-                    log(f"image {size}x{size} batch={P2.get(batch, batch)} {backend} {prec}")
-                    try:
-                        _image_one(line, image, check_idx, batch, backend, prec, torch_ref, tcnn, tcnn_why)
-                    except Unavailable as e:
-                        line["unavailable"] = str(e)
-                    except Exception as e:
-                        line["error"] = err(e)
-                    finally:
-                        backends.set_backend(old_backend)
-                        backends.set_precision(old_prec)
-                        free()
-                    if backend == "torch":
-                        torch_ref["samples_per_s"] = line["samples_per_s"]
-                    else:
-                        line["torch_samples_per_s"] = torch_ref.get("samples_per_s")
-                        line["speedup_vs_torch"] = line["speedup_vs_eager"] = ratio(
-                            line["samples_per_s"], line["torch_samples_per_s"])
-                    emit(line)
-    finally:
-        backends.set_backend(old_backend)
-        backends.set_precision(old_prec)
+    for size in ARGS.image_sizes:
+        image = torch.rand(size, size, 3, generator=torch.Generator().manual_seed(size))
+        check_idx = torch.randperm(size * size, generator=torch.Generator().manual_seed(1))[:1 << 16]
+        for batch in ARGS.image_batches:
+            torch_ref = {}
+            for backend, prec in image_variants():
+                line = {k: None for k in IMAGE_KEYS}
+                line.update(bench="image", device=device_name(), image_size=size, batch=batch, backend=backend,
+                            precision=prec)
+                log(f"image {size}x{size} batch={P2.get(batch, batch)} {backend} {prec}")
+                try:
+                    _image_one(line, image, check_idx, batch, backend, prec, torch_ref, tcnn, tcnn_why)
+                except Unavailable as e:
+                    line["unavailable"] = str(e)
+                except Exception as e:
+                    line["error"] = err(e)
+                finally:
+                    free()
+                if backend == "torch":
+                    torch_ref["samples_per_s"] = line["samples_per_s"]
+                else:
+                    line["torch_samples_per_s"] = torch_ref.get("samples_per_s")
+                    line["speedup_vs_torch"] = line["speedup_vs_eager"] = ratio(
+                        line["samples_per_s"], line["torch_samples_per_s"])
+                emit(line)
 
 
 def _image_one(line, image, check_idx, batch, backend, prec, torch_ref, tcnn, tcnn_why) -> None:
-    from inr import backends
-    from inr.train.image import ImageFitConfig, build_image_task
-    from inr.train.loop import make_optimizer
+    from inr.backends import Backend
 
     if backend != "torch" and DEVICE.type != "cuda":
         raise Unavailable(f"no CUDA device: backend {backend!r} would run the CPU kernels here")
     if backend == "tcnn" and tcnn is None:
         raise Unavailable(tcnn_why)
-    backends.set_backend(backend)
-    backends.set_precision(prec)
+    with Backend(backend, prec).active():
+        _image_variant(line, image, check_idx, batch, backend, prec, torch_ref)
+
+
+def _image_variant(line, image, check_idx, batch, backend, prec, torch_ref) -> None:
+    """One image-fit variant, measured while its backend is active (see `_image_one`)."""
+    from inr.train.image import ImageFitConfig, build_image_task
+    from inr.train.loop import make_optimizer
+
     if backend == "tcnn":
         line["note"] = "tcnn runs the hash grid; the field's MLP has biases, so it runs on the cuda kernels"
     cfg = ImageFitConfig(field="hash")
     cfg.train.device, cfg.train.backend, cfg.train.batch_size = str(DEVICE), backend, batch
+    cfg.train.mlp_precision = prec
     train = cfg.resolved_train()
     task = build_image_task(image, cfg, train, DEVICE)
     opt = make_optimizer(task, train)

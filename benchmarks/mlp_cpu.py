@@ -18,7 +18,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from inr.backends.blocked import blocked_mlp  # noqa: E402
+from inr.backends.torch_blocked_mlp import blocked_mlp  # noqa: E402
 from inr.nn import MLPSpec, init_mlp_params, mlp_forward  # noqa: E402
 
 SPECS = {"hash_mlp": MLPSpec(32, (64, 64), 1, activation="relu"),

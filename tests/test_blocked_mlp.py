@@ -2,7 +2,7 @@
 import pytest
 import torch
 
-from inr.backends.blocked import blocked_mlp
+from inr.backends.torch_blocked_mlp import blocked_mlp
 from inr.nn import MLPSpec, mlp_forward
 
 

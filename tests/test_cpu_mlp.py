@@ -21,7 +21,7 @@ import sys
 import pytest
 import torch
 
-from inr.backends import cpu_mlp, get_backend, mlp_op, set_backend
+from inr.backends import Backend, cpu_mlp, mlp_op
 from inr.nn import MLPSpec, init_mlp_params, mlp_forward
 from inr.nn.activations import apply_activation
 
@@ -307,9 +307,7 @@ def test_supports_and_dispatch():
     assert not cpu_mlp.supports(x.expand(2, -1, -1), mixed, spec)  # mixed layers: PyTorch path
     assert not cpu_mlp.supports(x.double(), {k: v.double() for k, v in params.items()}, spec)
     assert not cpu_mlp.supports(x, params, MLPSpec(32, (256,), 3))
-    previous = get_backend()
-    try:
-        set_backend("auto")
+    with Backend("auto").active():
         p = {k: v.requires_grad_() for k, v in params.items()}
         assert "CpuMLP" in type(mlp_op(x, p, spec).grad_fn).__name__
         assert "CpuMLP" not in type(mlp_op(x[:4096], p, spec).grad_fn).__name__  # small ReLU batch: mlp_forward
@@ -323,19 +321,17 @@ def test_supports_and_dispatch():
         pm = {**{k: v.detach() for k, v in params.items()}, "layers.0.weight": pb["layers.0.weight"]}
         assert "CpuMLP" not in type(mlp_op(x[:256].expand(2, -1, -1), pm, sine).grad_fn).__name__  # mixed
         y_auto = mlp_op(x, p, spec)
-        set_backend("torch")  # pure PyTorch
+    with Backend("torch").active():  # pure PyTorch
         y_torch = mlp_op(x, p, spec)
         assert "CpuMLP" not in type(y_torch.grad_fn).__name__
         assert "CpuMLP" not in type(mlp_op(x, p, sine).grad_fn).__name__
-        torch.testing.assert_close(y_auto, y_torch, rtol=1e-4, atol=1e-5)
-        # per-instance weights through the dispatch: same values as mlp_forward
-        set_backend("auto")
+    torch.testing.assert_close(y_auto, y_torch, rtol=1e-4, atol=1e-5)
+    # per-instance weights through the dispatch: same values as mlp_forward
+    with Backend("auto").active():
         xb = x[:2500].expand(2, -1, -1)
         torch.testing.assert_close(mlp_op(xb, batched, spec), mlp_forward(xb, batched, spec), rtol=1e-4, atol=1e-5)
         ps = {k: v.expand(2, *v.shape) for k, v in init_mlp_params(sine).items()}  # SIREN init (He at w0 30 is chaotic)
         torch.testing.assert_close(mlp_op(xb, ps, sine), mlp_forward(xb, ps, sine), rtol=1e-4, atol=1e-5)
-    finally:
-        set_backend(previous)
 
 
 @pytest.mark.parametrize("instances", [0, 3], ids=["shared", "per-instance"])
@@ -343,39 +339,28 @@ def test_double_backward_sine_through_dispatch(instances):
     """create_graph=True through the dispatched sine kernel (shared and per-instance weights)."""
     spec = MLPSpec(3, (32, 32), 1, activation="sine")
     x, params, _ = _inputs(spec, (3, 200) if instances else (500,), _seed(), instances)
-    previous = get_backend()
-
-    try:
-        set_backend("auto")
+    with Backend("auto").active():
         assert cpu_mlp.use_for(x, params, spec)
         for a, b in zip(_eikonal_grads(mlp_op, x, params, spec), _eikonal_grads(mlp_forward, x, params, spec)):
             torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-4 * b.abs().max().item())
-    finally:
-        set_backend(previous)
 
 
 def test_double_backward_through_dispatch():
     """create_graph=True (an eikonal-style loss on dL/dx) through the dispatched ReLU kernel."""
     spec = MLPSpec(3, (32, 32), 1, activation="relu", output_activation="none")
     x, params, _ = _inputs(spec, (5000,), _seed())
-    previous = get_backend()
-
-    try:
-        set_backend("auto")
+    with Backend("auto").active():
         assert cpu_mlp.use_for(x, params, spec)
         for a, b in zip(_eikonal_grads(mlp_op, x, params, spec), _eikonal_grads(mlp_forward, x, params, spec)):
             torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-6)
-    finally:
-        set_backend(previous)
 
 
 def test_disabled_build_falls_back():
     """INR_DISABLE_CPU_KERNELS=1: no build, one warning, and mlp_op runs the PyTorch op."""
     code = ("import warnings, torch\n"
             "import kernels.cpu_loader as L\n"
-            "from inr.backends import mlp_op, set_backend\n"
+            "from inr.backends import mlp_op\n"
             "from inr.nn import MLPSpec, init_mlp_params, mlp_forward\n"
-            "set_backend('auto')\n"
             "spec = MLPSpec(32, (64, 64), 3)\n"
             "p = {k: v.requires_grad_() for k, v in init_mlp_params(spec).items()}\n"
             "x = torch.rand(10000, 32)\n"

@@ -8,6 +8,7 @@ import sys
 import pytest
 import torch
 
+from inr.backends import Backend
 from inr.train.optim import CPUAdam, make_adam
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -140,13 +141,14 @@ def test_checkpoint_round_trip_with_torch_adam():
 
 def test_make_adam_choice_and_fallback():
     p = torch.nn.Parameter(torch.ones(3))
-    assert isinstance(make_adam([{"params": [p], "lr": 0.1}], backend="auto"), CPUAdam)
-    assert isinstance(make_adam([{"params": [p], "lr": 0.1}], backend="cuda"), CPUAdam)
-    assert type(make_adam([{"params": [p], "lr": 0.1}], backend="torch")) is torch.optim.Adam
+    assert isinstance(make_adam([{"params": [p], "lr": 0.1}], backend=Backend("auto")), CPUAdam)
+    assert isinstance(make_adam([{"params": [p], "lr": 0.1}], backend=Backend("cuda")), CPUAdam)
+    assert type(make_adam([{"params": [p], "lr": 0.1}], backend=Backend("torch"))) is torch.optim.Adam
     code = ("import torch, warnings\nwarnings.simplefilter('ignore')\n"
+            "from inr.backends import Backend\n"
             "from inr.train.optim import make_adam\n"
             "p = torch.nn.Parameter(torch.ones(3))\n"
-            "assert type(make_adam([{'params': [p], 'lr': 0.1}], backend='auto')) is torch.optim.Adam\n")
+            "assert type(make_adam([{'params': [p], 'lr': 0.1}], backend=Backend('auto'))) is torch.optim.Adam\n")
     env = dict(os.environ, INR_DISABLE_CPU_KERNELS="1", PYTHONPATH=ROOT + os.pathsep + os.environ.get("PYTHONPATH", ""))
     res = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True, timeout=120,
                          check=False)

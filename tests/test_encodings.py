@@ -8,9 +8,11 @@ import numpy as np
 import pytest
 import torch
 
+from inr.backends.torch_hashgrid import batch as hashgrid_batch
+from inr.backends.torch_hashgrid import plan as hashgrid_plan
+from inr.backends.torch_hashgrid import workers as hashgrid_workers
 from inr.encodings import (FrequencyEncoding, GaussianFourierFeatures, HashGrid, HashGridConfig, Identity,
                            SphericalHarmonics, encoding_from_config, grid_layout, hashgrid_encode)
-from inr.encodings import hashgrid as hashgrid_module
 from inr.encodings.hashgrid_reference import hashgrid_reference
 
 PRIMES = (1, 2654435761, 805459861)
@@ -152,11 +154,11 @@ def fast_mode(request, monkeypatch):
     two level-group workers and Z-order sorting, as large CPU batches run. int64: the index
     arithmetic used when row indices would not fit in int32."""
     if request.param == "int64":
-        monkeypatch.setattr(hashgrid_module, "_I32_MAX", 100)
+        monkeypatch.setattr(hashgrid_plan, "I32_MAX", 100)
     if request.param == "threaded":
-        monkeypatch.setattr(hashgrid_module, "CHUNK_CORNERS", 1 << 10)
-        monkeypatch.setattr(hashgrid_module, "MIN_PARALLEL_CORNERS", 0)
-        monkeypatch.setattr(hashgrid_module, "SORT_MIN_SAMPLES", 1)
+        monkeypatch.setattr(hashgrid_workers, "CHUNK_CORNERS", 1 << 10)
+        monkeypatch.setattr(hashgrid_workers, "MIN_PARALLEL_CORNERS", 0)
+        monkeypatch.setattr(hashgrid_batch, "SORT_MIN_SAMPLES", 1)
         threads = torch.get_num_threads()
         torch.set_num_threads(2)
         yield request.param

@@ -124,7 +124,7 @@ def test_occupancy_grid_marks_a_box_and_skips_empty_space():
 @pytest.mark.parametrize("case", ["grid+jitter", "grid+max_samples", "no grid", "cone schedule", "3 cascades"])
 def test_cpu_march_kernel_equals_pytorch_march(case, monkeypatch):
     """The C++ march (backend auto on a CPU) returns exactly the PyTorch path's packed samples."""
-    from inr.backends import get_backend, set_backend
+    from inr.backends import Backend
     from kernels.cpu_loader import load_cpu_render
 
     if load_cpu_render() is None:
@@ -145,19 +145,15 @@ def test_cpu_march_kernel_equals_pytorch_march(case, monkeypatch):
     jitter = torch.rand(n, generator=gen) if case != "grid+max_samples" else None
     args = (None if case == "no grid" else grid, o, d, near, far, schedule, jitter,
             5 if case == "grid+max_samples" else None)
-    before = get_backend()
-    try:
-        set_backend("torch")
+    with Backend("torch").active():
         ref = march(*args)
-        set_backend("auto")
-        calls = []
-        import inr.render.occupancy as occ
+    calls = []
+    import inr.render.occupancy as occ
 
-        real = occ._march_cpu
-        monkeypatch.setattr(occ, "_march_cpu", lambda *a: calls.append(real(*a)) or calls[-1])
+    real = occ._march_cpu
+    monkeypatch.setattr(occ, "_march_cpu", lambda *a: calls.append(real(*a)) or calls[-1])
+    with Backend("auto").active():
         got = march(*args)
-    finally:
-        set_backend(before)
     assert calls and calls[0] is not None, "the C++ kernel did not run"
     assert ref[0].numel() > 0
     for a, b in zip(ref, got):

@@ -225,8 +225,7 @@ def test_hashgrid_unsupported_cases(cfg, table, x, why):
 
 @pytest.fixture
 def fresh(monkeypatch):
-    """A fresh import attempt and no cached modules; the selected backend is restored afterwards."""
-    monkeypatch.setattr(backends, "_current", backends.get_backend())
+    """A fresh import attempt and no cached modules."""
     monkeypatch.setattr(tcnn, "_NATIVE", {})
     tcnn._import.cache_clear()
     yield monkeypatch
@@ -244,14 +243,14 @@ def test_importing_the_backend_never_imports_tinycudann():
     subprocess.run([sys.executable, "-c", code], check=True, timeout=120)
 
 
-def test_set_backend_without_tinycudann_raises_with_install_hint(fresh):
+def test_backend_tcnn_without_tinycudann_raises_with_install_hint(fresh):
     fresh.setitem(sys.modules, "tinycudann", None)  # `import tinycudann` raises ModuleNotFoundError
-    before = backends.get_backend()
+    before = backends.active_backend()
     assert not tcnn.available()
     with pytest.raises(ValueError) as err:
-        backends.set_backend("tcnn")
+        backends.Backend("tcnn")
     _check_hint(err.value, "ModuleNotFoundError")
-    assert backends.get_backend() == before
+    assert backends.active_backend() == before
 
 
 def test_tinycudann_that_fails_on_import_is_reported(fresh, tmp_path):
@@ -265,15 +264,16 @@ def test_tinycudann_that_fails_on_import_is_reported(fresh, tmp_path):
     _check_hint(err.value, "OSError: Unknown compute capability. Ensure CUDA")
 
 
-def test_set_backend_with_tinycudann_present(fresh):
+def test_backend_tcnn_with_tinycudann_present(fresh):
     fresh.setitem(sys.modules, "tinycudann", types.ModuleType("tinycudann"))
-    backends.set_backend("tcnn")
-    assert backends.get_backend() == "tcnn" and tcnn.available()
-    # CPU inputs never reach tcnn: the same results as the reference ops
-    x, p = torch.rand(7, 3), _params(SPEC)
-    torch.testing.assert_close(backends.mlp_op(x, p, SPEC), mlp_forward(x, p, SPEC))
-    grid = HashGrid(3, HashGridConfig(n_levels=2, log2_hashmap_size=8))
-    torch.testing.assert_close(grid(x), hashgrid_encode(x, grid.params, grid.config))
+    with backends.Backend("tcnn").active():
+        assert backends.active_backend().name == "tcnn" and tcnn.available()
+        # CPU inputs never reach tcnn: the same results as the reference ops
+        x, p = torch.rand(7, 3), _params(SPEC)
+        torch.testing.assert_close(backends.mlp_op(x, p, SPEC), mlp_forward(x, p, SPEC))
+        grid = HashGrid(3, HashGridConfig(n_levels=2, log2_hashmap_size=8))
+        torch.testing.assert_close(grid(x), hashgrid_encode(x, grid.params, grid.config))
+    assert backends.active_backend().name == "auto"  # the choice ends with its block
     assert "CUDA" in tcnn.mlp_unsupported(x, p, SPEC)
 
 
@@ -453,16 +453,15 @@ def test_tcnn_mlp_matches_mlp_forward(gpu_tcnn, spec):
     assert err < 5e-2, float(err)
 
 
-def test_tcnn_backend_through_the_dispatcher(gpu_tcnn, monkeypatch):
-    monkeypatch.setattr(backends, "_current", backends.get_backend())
-    backends.set_backend("tcnn")
+def test_tcnn_backend_through_the_dispatcher(gpu_tcnn):
     spec = MLPSpec(3, (64, 64), 4, bias=False)
     p = {k: v.to(gpu_tcnn) for k, v in _params(spec).items()}
     x = torch.rand(300, 3, device=gpu_tcnn)
-    torch.testing.assert_close(backends.mlp_op(x, p, spec), tcnn.tcnn_mlp(x, p, spec))
     bias = MLPSpec(3, (64, 64), 4)  # biases: falls back to our kernels, same result as the reference
     pb = {k: v.to(gpu_tcnn) for k, v in _params(bias).items()}
-    torch.testing.assert_close(backends.mlp_op(x, pb, bias), mlp_forward(x, pb, bias), atol=1e-4, rtol=1e-4)
+    with backends.Backend("tcnn").active():
+        torch.testing.assert_close(backends.mlp_op(x, p, spec), tcnn.tcnn_mlp(x, p, spec))
+        torch.testing.assert_close(backends.mlp_op(x, pb, bias), mlp_forward(x, pb, bias), atol=1e-4, rtol=1e-4)
 
 
 @pytest.mark.parametrize("cfg,d", [

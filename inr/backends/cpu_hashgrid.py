@@ -1,5 +1,5 @@
 """C++ CPU kernel of the hash-grid encoding (kernels/cpu/hashgrid.cpp), same contract and
-results as `inr.encodings.hashgrid_encode` for the inputs it supports (see `supports`).
+results as `inr.backends.torch_hashgrid.hashgrid_encode` for the inputs it supports (see `supports`).
 
 Forward: parallel over points. Backward to the table: parallel over levels (disjoint rows: no
 races, and every row sums its points in a fixed order, so results are deterministic for a given
@@ -12,7 +12,7 @@ The extension is built on first use (`kernels.cpu_loader.load_cpu`); importing t
 compiles nothing.
 
 >>> import torch
->>> from inr.encodings import HashGridConfig, grid_layout
+>>> from inr.backends.contracts import HashGridConfig, grid_layout
 >>> cfg = HashGridConfig(n_levels=2, log2_hashmap_size=8)
 >>> supports(torch.rand(5, 2, dtype=torch.float64), torch.zeros(grid_layout(cfg, 2).total_rows, 2), cfg)
 False
@@ -24,7 +24,7 @@ from functools import lru_cache
 
 import torch
 
-from inr.encodings.hashgrid import HashGridConfig, grid_layout
+from .contracts import HashGridConfig, grid_layout
 
 DIMS = (2, 3)
 FEATURES = (1, 2, 4, 8)
@@ -133,7 +133,7 @@ _NO_TENSOR = torch.empty(0)
 
 def _third_order(x, table, grad_out, config, ggx, ggt, needs):
     """The double backward's input gradients through the PyTorch path, differentiable again."""
-    from inr.encodings.hashgrid import hashgrid_encode
+    from .torch_hashgrid import hashgrid_encode
 
     with torch.enable_grad():
         firsts = [(t, g) for t, g in ((x, ggx), (table, ggt)) if g is not None]

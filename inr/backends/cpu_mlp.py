@@ -1,4 +1,4 @@
-"""C++ CPU kernel of the field MLP (kernels/cpu/mlp.cpp): same contract as `inr.nn.mlp_forward`
+"""C++ CPU kernel of the field MLP (kernels/cpu/mlp.cpp): same contract as `torch_mlp.mlp_forward`
 for the inputs it supports (see `supports`): float32 weights, either all shared ([out, in], x
 [N, d] or [B, N, d]) or all per instance ([B, out, in] with x [B, N, d] or [N, d]).
 
@@ -24,9 +24,9 @@ from __future__ import annotations
 
 import torch
 
-from inr.nn.mlp import MLPSpec, Params, mlp_forward
-
-from .blocked import _layer_params, graph_backward, params_from_flat
+from .contracts import MLPSpec, Params
+from .flat_params import graph_backward, layer_params, params_from_flat, save_flat, saved_flat
+from .torch_mlp import mlp_forward
 
 CHUNK = 128  # points per chunk: 64-512 measured equal within 5% at width 64 (2-core EPYC)
 # Hidden activations kept by the forward for the backward, at most (bytes; above it the backward
@@ -143,8 +143,7 @@ class _CpuMLP(torch.autograd.Function):
     @staticmethod
     def forward(ctx, x, spec, chunk, *flat):
         ctx.spec, ctx.chunk = spec, chunk
-        ctx.has_bias = [p is not None for p in flat]
-        ctx.save_for_backward(x, *[p for p in flat if p is not None])
+        save_flat(ctx, x, flat)
         acts, w0s = _codes(spec)
         weights, biases = _weights_biases(flat, spec)
         keep = SAVE_MAX_BYTES if any(ctx.needs_input_grad) else 0
@@ -154,9 +153,7 @@ class _CpuMLP(torch.autograd.Function):
     @staticmethod
     def backward(ctx, gy):
         spec, chunk = ctx.spec, ctx.chunk
-        x, *saved = ctx.saved_tensors
-        it = iter(saved)
-        flat = [next(it) if has else None for has in ctx.has_bias]
+        x, flat = saved_flat(ctx)
         if torch.is_grad_enabled():  # double backward wanted
             if ctx.needs_input_grad[0] and _double_ok(x, spec):  # the C++ double backward (eikonal losses)
                 need_w = any(ctx.needs_input_grad[3:])
@@ -248,7 +245,7 @@ def mlp_cpu(x: torch.Tensor, params: Params, spec: MLPSpec, chunk: int = CHUNK) 
     if _ext() is None:
         raise RuntimeError("mlp_cpu: the C++ CPU MLP extension is unavailable")
     batch = _layout(x, params, spec)
-    flat = _layer_params(params, spec)
+    flat = layer_params(params, spec)
     if batch:  # per-instance weights: x [B, N, d] (shared coordinates expanded; autograd sums dx back)
         xb = x if x.dim() == 3 else x.unsqueeze(0).expand(batch, -1, -1)
         return _CpuMLP.apply(xb.contiguous(), spec, chunk, *flat)

@@ -1,5 +1,5 @@
 """The "cuda" backend of the field MLP: fused kernels from `kernels/`, same contract as
-`inr.nn.mlp.mlp_forward`.
+`inr.backends.torch_mlp.mlp_forward`.
 
 `supports(x, params, spec)` says whether the fused path can run these inputs; `fused_mlp` runs
 it (and raises ValueError when it cannot). Forward is one kernel launch. Backward is one kernel
@@ -11,9 +11,10 @@ Double backward (create_graph=True, e.g. an eikonal loss on dy/dx) has no kernel
 then recomputes through the differentiable `mlp_forward`, so it is correct but not fused.
 
 >>> import torch
->>> from inr.nn import MLPSpec, init_mlp_params
+>>> from inr.backends.contracts import MLPSpec
 >>> spec = MLPSpec(2, (64, 64), 3)
->>> supports(torch.zeros(5, 2), init_mlp_params(spec), spec)  # CPU tensors: not for this backend
+>>> p = {name: torch.zeros(shape) for name, shape in spec.param_shapes().items()}
+>>> supports(torch.zeros(5, 2), p, spec)  # CPU tensors: not for this backend
 False
 """
 from __future__ import annotations
@@ -21,10 +22,9 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from inr.nn.mlp import MLPSpec, Params
-
 from . import cuda_buffers as buf
-from .blocked import _layer_params, graph_backward
+from .contracts import MLPSpec, Params
+from .flat_params import graph_backward, layer_params
 
 WIDTHS = (16, 32, 64, 128)
 MAX_D_IN = 64
@@ -99,7 +99,7 @@ def fused_mlp(x: torch.Tensor, params: Params, spec: MLPSpec, precision: str = "
     ext = _ext() if layout is not None and precision in PRECISIONS else None
     if ext is None:
         raise ValueError("fused_mlp cannot run these inputs (check inr.backends.cuda.supports)")
-    tensors = _layer_params(params, spec)
+    tensors = layer_params(params, spec)
     if precision != "fp32":
         from .cuda_tc import fused_mlp_tc
 

@@ -1,6 +1,6 @@
 """The "cuda" backend of the hash-grid encoding: kernels from `kernels/` (csrc/hashgrid*), same
-contract as `inr.encodings.hashgrid_encode` (tiny-cuda-nn semantics, one flat table, level-major
-output, shared [R, F] or per-instance [B, R, F] tables).
+contract as `inr.backends.torch_hashgrid.hashgrid_encode` (tiny-cuda-nn semantics, one flat
+table, level-major output, shared [R, F] or per-instance [B, R, F] tables).
 
 `supports(x, table, config)` says whether the kernels can run these inputs; `hashgrid_cuda` runs
 them (and raises ValueError when it cannot). Forward: one launch, one thread per (point, level).
@@ -15,7 +15,7 @@ they give NaN features instead of a ValueError (indices stay in bounds). x and t
 be float32 (the PyTorch path computes in the table's dtype, so it also runs float64).
 
 >>> import torch
->>> from inr.encodings import HashGridConfig, grid_layout
+>>> from inr.backends.contracts import HashGridConfig, grid_layout
 >>> cfg = HashGridConfig(n_levels=2, log2_hashmap_size=8)
 >>> supports(torch.rand(5, 2), torch.zeros(grid_layout(cfg, 2).total_rows, 2), cfg)  # CPU: not here
 False
@@ -27,10 +27,9 @@ from functools import lru_cache
 
 import torch
 
-from inr.encodings.hashgrid import HashGridConfig, grid_layout
-
 from . import cuda
 from . import cuda_buffers as buf
+from .contracts import HashGridConfig, grid_layout
 
 DIMS = (1, 2, 3, 4)
 FEATURES = (1, 2, 4, 8)

@@ -1,5 +1,5 @@
 """The MLP's value and input Jacobian in one fused pass (kernels/csrc/mlp_jvp.cu), same contract as
-`inr.nn.mlp.mlp_value_and_grad`: y [..., d_out] and J [..., d_out, d_in].
+`inr.backends.torch_mlp.mlp_value_and_grad`: y [..., d_out] and J [..., d_out, d_in].
 
 Forward-mode tangents: each point carries C = 1 + d_in rows (its value and d/dx_k) through every
 layer in one launch. The backward is one launch back through values and tangents (giving dL/dx
@@ -16,11 +16,11 @@ from __future__ import annotations
 
 import torch
 
-from inr.nn.mlp import MLPSpec, Params, mlp_value_and_grad
-
 from . import cuda
 from . import cuda_buffers as buf
-from .blocked import _layer_params, graph_backward
+from .contracts import MLPSpec, Params
+from .flat_params import graph_backward, layer_params
+from .torch_mlp import mlp_value_and_grad
 
 MAX_D_IN = 3
 
@@ -38,7 +38,7 @@ def fused_value_and_grad(x: torch.Tensor, params: Params, spec: MLPSpec) -> tupl
     if not supports_value_and_grad(x, params, spec):
         raise ValueError("fused_value_and_grad cannot run these inputs (check supports_value_and_grad)")
     layout = cuda._layout(x, params, spec)
-    tensors = _layer_params(params, spec)
+    tensors = layer_params(params, spec)
     needs_grad = torch.is_grad_enabled() and (x.requires_grad or any(t is not None and t.requires_grad
                                                                       for t in tensors))
     if not needs_grad:

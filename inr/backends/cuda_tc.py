@@ -18,11 +18,10 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from inr.nn.mlp import MLPSpec
-
 from . import cuda
 from . import cuda_buffers as buf
-from .blocked import graph_backward
+from .contracts import MLPSpec
+from .flat_params import graph_backward
 
 PRECISIONS = {"fp16": (1, torch.float16), "bf16": (2, torch.bfloat16)}
 OUT_PAD = 16  # the output layer is one 16-wide tile

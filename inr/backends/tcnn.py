@@ -41,7 +41,7 @@ Facts this relies on (tiny-cuda-nn, github.com/NVlabs/tiny-cuda-nn):
   x-fastest unless `res**d > hashmap_size` (then the CoherentPrime hash, primes 1,
   2654435761, 805459861, ...); interpolation Nearest/Linear/Smoothstep; types Hash/Dense/
   Tiled; 2 to 4 input dims (2 and 3 in older versions), 1/2/4/8 features per level; the
-  output is level-major (`level * F + f`). That is `inr.encodings.hashgrid`'s table
+  output is level-major (`level * F + f`). That is `contracts.grid_layout`'s table
   [total_rows, F] flattened row major, so packing is a reshape. `Encoding(..., dtype=float32)`
   keeps table, gradients and features in float32 (modules.py `Encoding`).
   One difference: tcnn takes `log2` of the float32 `per_level_scale` in float32
@@ -62,11 +62,12 @@ with `mlp_forward` to fp16 accuracy only; a second derivative through the MLP ra
 FullyFusedMLP has no backward-of-backward); non-finite grid inputs give NaN, not ValueError.
 
 >>> import torch
->>> from inr.nn import MLPSpec, init_mlp_params
+>>> from inr.backends.contracts import MLPSpec
 >>> spec = MLPSpec(3, (16, 16), 4, bias=False)
->>> pack_mlp_params(init_mlp_params(spec), spec).shape   # 16*16 + 16*16 + 16*16 fp16 values
+>>> p = {name: torch.zeros(shape) for name, shape in spec.param_shapes().items()}
+>>> pack_mlp_params(p, spec).shape   # 16*16 + 16*16 + 16*16 fp16 values
 torch.Size([768])
->>> mlp_supports(torch.zeros(5, 3), init_mlp_params(spec), spec)   # CPU tensors: not here
+>>> mlp_supports(torch.zeros(5, 3), p, spec)   # CPU tensors: not here
 False
 """
 from __future__ import annotations
@@ -83,8 +84,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from inr.encodings.hashgrid import HashGridConfig, grid_layout
-from inr.nn.mlp import MLPSpec, Params
+from .contracts import HashGridConfig, MLPSpec, Params, grid_layout
 
 INSTALL = "pip install git+https://github.com/NVlabs/tiny-cuda-nn/#subdirectory=bindings/torch"
 ALIGN = 16                      # FullyFusedMLP::REQUIRED_ALIGNMENT(): input and output padding

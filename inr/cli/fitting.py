@@ -11,14 +11,16 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
-from inr.backends import BACKENDS, PRECISIONS
 from inr.errors import InputError
 from inr.train import distributed
 from inr.train.loop import SCHEDULES, TrainConfig, train
 from inr.train.rundir import FORMAT, RunDir
 
 from .options import (
+    BACKEND_FIELDS,
+    add_backend_options,
     add_dataclass_options,
+    backend_from,
     build_dataclass,
     deep_merge,
     parsed_overrides,
@@ -30,6 +32,8 @@ from .view_command import add_view_flag
 RESUMABLE = {"steps", "max_seconds", "eval_every", "log_every", "checkpoint_every", "device", "backend", "mlp_precision"}
 # Train options every fit command spells short.
 FLAG_ALIASES = {"train.batch_size": "--batch-size", "train.max_seconds": "--max-seconds"}
+# Train options the shared backend helper declares instead of the dataclass walk.
+TRAIN_BACKEND_DESTS = tuple(f"train.{name}" for name in BACKEND_FIELDS)
 
 
 def add_run_options(p: argparse.ArgumentParser, default_out: str) -> None:
@@ -46,29 +50,15 @@ def add_fit_options(p: argparse.ArgumentParser, default_out: str, defaults, bloc
     """The run options, the train options of `defaults` and one --BLOCK.* option per leaf of each of
     its config `blocks`."""
     add_run_options(p, default_out)
-    add_dataclass_options(p, defaults.train, "train.", "", FLAG_ALIASES)
+    add_dataclass_options(p, defaults.train, "train.", "", FLAG_ALIASES, skip=TRAIN_BACKEND_DESTS)
+    add_backend_options(p, "train.")
     for block in blocks:
         add_dataclass_options(p, getattr(defaults, block), f"{block}.", f"{block}.")
 
 
-def require_backend(name: str) -> None:
-    """InputError (one line) unless backend `name` can run here (tcnn: tinycudann must import)."""
-    if name == "tcnn":
-        from inr.backends import tcnn
-
-        try:
-            tcnn.require()
-        except ValueError as e:
-            raise InputError(str(e)) from None
-
-
 def check_train(t: TrainConfig) -> None:
     """Reject train settings the loop would only trip over later."""
-    if t.backend not in BACKENDS:
-        raise InputError(f"unknown backend {t.backend!r}; expected one of {', '.join(BACKENDS)}")
-    require_backend(t.backend)
-    if t.mlp_precision not in PRECISIONS:
-        raise InputError(f"unknown mlp_precision {t.mlp_precision!r}; expected one of {', '.join(PRECISIONS)}")
+    backend_from(t.backend, t.mlp_precision)
     if t.schedule is not None and t.schedule not in SCHEDULES:
         raise InputError(f"unknown schedule {t.schedule!r}; expected one of {', '.join(SCHEDULES)}")
     for name in ("steps", "batch_size"):
@@ -167,7 +157,14 @@ def train_run(task, run: RunDir, train_cfg: TrainConfig, args, created: bool | N
               finish: Callable[[], dict]) -> int:
     """Train, save the model and what `finish` writes; print the result as one JSON line. A failure
     before the first checkpoint removes a run directory this command created. Under torchrun only
-    rank 0 writes and prints."""
+    rank 0 writes and prints. The hot ops run on the train config's backend throughout, the
+    previews and meshes `finish` writes included."""
+    with train_cfg.hot_ops.active():
+        return _train_run(task, run, train_cfg, args, created, finish)
+
+
+def _train_run(task, run: RunDir, train_cfg: TrainConfig, args, created: bool | None,
+               finish: Callable[[], dict]) -> int:
     viewer = None
     main = distributed.is_main()
     try:

@@ -5,7 +5,6 @@ import argparse
 import json
 from pathlib import Path
 
-from inr.backends import BACKENDS, set_backend
 from inr.errors import InputError
 from inr.fields import FIELDS
 from inr.train.image import ImageFitConfig, build_image_task
@@ -18,10 +17,10 @@ from .fitting import (
     announce,
     default_out,
     fit_settings,
-    require_backend,
     run_for,
     train_run,
 )
+from .options import add_backend_options, backend_option
 
 TOP_LEVEL = ("target", "size", "field")  # ImageFitConfig fields given as plain options
 
@@ -50,7 +49,7 @@ def add_render_parser(kinds) -> None:
     p.add_argument("--crop", type=float, nargs=4, default=None, metavar=("X0", "Y0", "X1", "Y1"),
                    help="window in [-1, 1] image coordinates (x right, y down)")
     p.add_argument("--device", default="auto")
-    p.add_argument("--backend", choices=BACKENDS, default="auto", help="backend of the hot ops")
+    add_backend_options(p)
     p.set_defaults(handler=render_image_command)
 
 
@@ -99,10 +98,9 @@ def render_image_command(args) -> int:
     h, w = config["data"]["height"], config["data"]["width"]
     height = args.height or max(1, round(h * args.scale))
     width = args.width or max(1, round(w * args.scale))
-    require_backend(args.backend)
-    set_backend(args.backend)
-    field = load(run.path, resolve_device(args.device))
-    image = render_image(field, height, width, crop=args.crop).clamp(0, 1).cpu()
+    with backend_option(args).active():
+        field = load(run.path, resolve_device(args.device))
+        image = render_image(field, height, width, crop=args.crop).clamp(0, 1).cpu()
     save_image(args.output, image)
     print(json.dumps({"output": args.output, "height": height, "width": width}))
     return 0

@@ -9,7 +9,6 @@ import numpy as np
 import torch
 
 from inr.atomic import atomic_write, atomic_write_text
-from inr.backends import BACKENDS, set_backend
 from inr.errors import InputError
 from inr.signals.radiance import load_for_training
 from inr.signals.video import write_video
@@ -17,8 +16,8 @@ from inr.train.loop import resolve_device
 from inr.train.nerf import NerfFitConfig, build_nerf_task, evaluate_views, load_renderer, save_grid
 from inr.train.rundir import RunDir
 
-from .fitting import add_fit_options, announce, default_out, fit_settings, require_backend, run_for, train_run
-from .options import build_dataclass
+from .fitting import add_fit_options, announce, default_out, fit_settings, run_for, train_run
+from .options import add_backend_options, backend_option, build_dataclass
 
 TOP_LEVEL = ("target", "downscale", "background", "eval_background", "loss", "eval_views")
 VIDEO_SUFFIXES = (".mp4", ".gif")
@@ -63,7 +62,7 @@ def add_render_parser(kinds) -> None:
                    help="what to render: colour, expected depth or accumulated opacity")
     p.add_argument("--scale", type=float, default=1.0, help="resolution relative to the dataset images")
     p.add_argument("--device", default="auto")
-    p.add_argument("--backend", choices=BACKENDS, default="auto", help="backend of the hot ops")
+    add_backend_options(p)
     p.set_defaults(handler=render_nerf_command)
 
 
@@ -150,17 +149,20 @@ def evaluate_run(run_dir: RunDir, config: dict, args) -> dict:
 
 
 def render_nerf_command(args) -> int:
-    from inr.render.rays import Cameras, orbit_like
-    from inr.signals.radiance import background_color
-
     suffix = Path(args.output).suffix.lower()
     allowed = VIDEO_SUFFIXES if args.orbit else IMAGE_SUFFIXES + (".npy",)
     if suffix not in allowed:
         raise InputError(f"{args.output}: unsupported output format {suffix or '(none)'}; use {', '.join(allowed)}")
     if args.scale <= 0 or args.frames < 1 or args.fps < 1:
         raise InputError("--scale, --frames and --fps must be positive")
-    require_backend(args.backend)
-    set_backend(args.backend)
+    with backend_option(args).active():
+        return _render_nerf(args, suffix)
+
+
+def _render_nerf(args, suffix: str) -> int:
+    from inr.render.rays import Cameras, orbit_like
+    from inr.signals.radiance import background_color
+
     device = resolve_device(args.device)
     _, config, cfg, renderer = _open_run(args.run, device)
     bg = background_color(cfg.eval_background, device)

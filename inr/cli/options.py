@@ -12,8 +12,12 @@ import typing
 from pathlib import Path
 from typing import Any
 
+from inr.backends import BACKENDS, PRECISIONS, Backend
 from inr.errors import InputError
 from inr.train.rundir import check_finite
+
+# TrainConfig fields that `add_backend_options` declares (so the dataclass walk skips them)
+BACKEND_FIELDS = ("backend", "mlp_precision")
 
 
 def _unwrap_optional(tp):
@@ -25,22 +29,55 @@ def _unwrap_optional(tp):
     return tp
 
 
+def add_backend_options(parser: argparse.ArgumentParser, dest_prefix: str = "") -> None:
+    """--backend and --mlp-precision, declared here once for every command that runs the hot ops;
+    `backend_from` validates them. Fit commands pass dest_prefix "train." so the values join the
+    train config (defaults < --config < flags); other commands get the defaults of `Backend()`."""
+    default = Backend()
+    options = (("--backend", "backend", default.name, BACKENDS, "backend of the hot ops"),
+               ("--mlp-precision", "mlp_precision", default.mlp_precision, PRECISIONS,
+                "operand precision of the fused CUDA MLP, fp32 accumulation"))
+    for flag, dest, value, choices, what in options:
+        # fit commands keep the value out of the namespace unless it is typed (a --config may set it);
+        # "%(default)s" stops ArgumentDefaultsHelpFormatter from adding the default a second time
+        parser.add_argument(flag, dest=dest_prefix + dest, default=argparse.SUPPRESS if dest_prefix else value,
+                            metavar="{" + ",".join(choices) + "}",
+                            help=f"{what} (default: {value if dest_prefix else '%(default)s'})")
+
+
+def backend_from(name: str, mlp_precision: str) -> Backend:
+    """The backend value, validated once: InputError (one line) for an unknown name or precision,
+    or for "tcnn" where tinycudann does not import."""
+    try:
+        return Backend(name, mlp_precision)
+    except ValueError as e:
+        raise InputError(str(e)) from None
+
+
+def backend_option(args: argparse.Namespace) -> Backend:
+    """The backend of a command that declared `add_backend_options(parser)`."""
+    return backend_from(args.backend, args.mlp_precision)
+
+
 def add_dataclass_options(parser: argparse.ArgumentParser, defaults, path: str = "", flag_prefix: str = "",
-                          aliases: dict[str, str] | None = None) -> None:
+                          aliases: dict[str, str] | None = None, skip: tuple[str, ...] = ()) -> None:
     """Add one option per leaf field of the dataclass instance `defaults` (its values are the
     documented defaults); dest is the dotted path ("train.lr").
 
-    `aliases` maps a dotted path to the flag to use for it (e.g. "train.batch_size" -> "--batch-size").
+    `aliases` maps a dotted path to the flag to use for it (e.g. "train.batch_size" -> "--batch-size");
+    dotted paths in `skip` get no option (another helper declares them).
     Defaults are suppressed in the namespace, so it holds only what the user typed.
     """
     aliases = aliases or {}
     hints = typing.get_type_hints(type(defaults))
     for f in dataclasses.fields(defaults):
         dest = f"{path}{f.name}"
+        if dest in skip:
+            continue
         tp = _unwrap_optional(hints[f.name])
         default = getattr(defaults, f.name)
         if dataclasses.is_dataclass(tp):
-            add_dataclass_options(parser, default, dest + ".", f"{flag_prefix}{f.name}.", aliases)
+            add_dataclass_options(parser, default, dest + ".", f"{flag_prefix}{f.name}.", aliases, skip)
             continue
         flag = aliases.get(dest, f"--{flag_prefix}{f.name.replace('_', '-')}")
         kwargs: dict[str, Any] = dict(dest=dest, default=argparse.SUPPRESS)

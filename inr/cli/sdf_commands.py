@@ -6,13 +6,13 @@ import json
 import sys
 from pathlib import Path
 
-from inr.backends import BACKENDS, set_backend
 from inr.errors import InputError
 from inr.train.loop import resolve_device
 from inr.train.rundir import RunDir
 from inr.train.sdf import SDF_FIELDS, SDFFitConfig, build_sdf_task, evaluate_field, save_mesh
 
-from .fitting import add_fit_options, announce, default_out, fit_settings, require_backend, run_for, train_run
+from .fitting import add_fit_options, announce, default_out, fit_settings, run_for, train_run
+from .options import add_backend_options, backend_option
 
 TOP_LEVEL = ("target", "field", "sign_rays", "eval_resolution")
 MESH_OUTPUTS = (".ply", ".obj", ".glb", ".stl", ".off")
@@ -38,7 +38,7 @@ def add_fit_parser(kinds) -> None:
 
 def _add_device_options(p) -> None:
     p.add_argument("--device", default="auto")
-    p.add_argument("--backend", choices=BACKENDS, default="auto", help="backend of the hot ops")
+    add_backend_options(p)
 
 
 def add_render_parser(kinds) -> None:
@@ -126,11 +126,11 @@ def render_sdf_command(args) -> int:
         raise InputError(f"{args.output}: unsupported output format {suffix or '(none)'}; use .png, .jpg or .tif")
     if args.width < 1 or args.height < 1 or not 0 < args.fov < 180 or args.distance <= 0:
         raise InputError("--width and --height must be >= 1, --fov in (0, 180) and --distance > 0")
-    require_backend(args.backend)
-    set_backend(args.backend)
-    _, _, field, device = _open_run(args.run, args.device)
-    camera = orbit_camera(args.azimuth, args.elevation, args.distance)
-    save_image(args.output, render_sdf(field, camera, args.width, args.height, args.fov, device=device))
+    with backend_option(args).active():
+        _, _, field, device = _open_run(args.run, args.device)
+        camera = orbit_camera(args.azimuth, args.elevation, args.distance)
+        image = render_sdf(field, camera, args.width, args.height, args.fov, device=device)
+    save_image(args.output, image)
     print(json.dumps({"output": args.output, "width": args.width, "height": args.height}))
     return 0
 
@@ -144,10 +144,9 @@ def export_mesh_command(args) -> int:
         raise InputError(f"{args.output}: unsupported mesh format {suffix or '(none)'}; use {', '.join(MESH_OUTPUTS)}")
     if not 64 <= args.resolution <= 1024:
         raise InputError(f"--resolution must be in 64..1024, got {args.resolution}")
-    require_backend(args.backend)
-    set_backend(args.backend)
-    _, config, field, device = _open_run(args.run, args.device)
-    verts, faces = extract_mesh(lambda p: field(p)[..., 0], args.resolution, sparse=not args.dense, device=device)
+    with backend_option(args).active():
+        _, config, field, device = _open_run(args.run, args.device)
+        verts, faces = extract_mesh(lambda p: field(p)[..., 0], args.resolution, sparse=not args.dense, device=device)
     if len(faces) == 0:
         raise InputError(f"{args.run}: the field has no zero level set in [-1, 1]^3; nothing to export")
     if not args.normalised:

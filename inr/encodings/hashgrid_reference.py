@@ -1,7 +1,7 @@
 """Slow, obviously-correct hash grid: a Python loop over levels and corners.
 
-This is the naive PyTorch formulation the fast path in `hashgrid.py` is checked against (tests)
-and measured against (benchmarks/hashgrid.py). It follows tiny-cuda-nn's grid.h line by line:
+This is the naive PyTorch formulation the fast path (`inr.backends.torch_hashgrid`) is checked
+against (tests) and measured against (benchmarks/hashgrid.py). It follows tiny-cuda-nn's grid.h line by line:
 uint32 arithmetic is emulated in int64 with an explicit mask, so inputs outside [0, 1] wrap
 exactly as they do in tcnn. Differentiable (twice) by plain autograd.
 """
@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import torch
 
-from .hashgrid import PRIMES, HashGridConfig, _positions, grid_layout
+from inr.backends.contracts import PRIMES, HashGridConfig, grid_layout
+from inr.backends.torch_hashgrid.corners import positions
 
 _U32 = 0xFFFFFFFF
 
@@ -22,7 +23,7 @@ def hashgrid_reference(x: torch.Tensor, table: torch.Tensor, config: HashGridCon
     for lvl in range(config.n_levels):
         scale, res = layout.scales[lvl], layout.resolutions[lvl]
         size, off, hashed = layout.sizes[lvl], layout.offsets[lvl], layout.hashed[lvl]
-        pos = _positions(x, torch.tensor(scale, dtype=torch.float64))  # x * scale + 0.5, one rounding
+        pos = positions(x, torch.tensor(scale, dtype=torch.float64))  # x * scale + 0.5, one rounding
         grid = torch.floor(pos)
         frac = pos - grid
         if config.interpolation == "smoothstep":

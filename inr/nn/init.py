@@ -8,7 +8,7 @@ import math
 
 import torch
 
-from .mlp import MLPSpec
+from inr.backends.contracts import MLPSpec
 
 SCHEMES = ("siren", "he", "torch")
 

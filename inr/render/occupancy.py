@@ -182,10 +182,10 @@ def march(grid: OccupancyGrid | None, origins: torch.Tensor, dirs: torch.Tensor,
 def _march_cpu(grid, origins, dirs, t_near, t_far, schedule, jitter, max_samples):
     """`march` by the C++ kernel where it applies (else None): float32 CPU tensors, a backend other
     than "torch", and a working build."""
-    from inr.backends import get_backend
+    from inr.backends import active_backend
 
     tensors = [origins, dirs, t_near, t_far, schedule] + ([] if jitter is None else [jitter])
-    if get_backend() == "torch" or any(t.device.type != "cpu" or t.dtype != torch.float32 for t in tensors):
+    if not active_backend().compiled or any(t.device.type != "cpu" or t.dtype != torch.float32 for t in tensors):
         return None
     if grid is not None and grid.binary.device.type != "cpu":
         return None

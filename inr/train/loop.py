@@ -14,7 +14,7 @@ import torch
 from torch import nn
 from tqdm import tqdm
 
-from inr.backends import prepare, set_backend, set_precision
+from inr.backends import Backend
 
 from . import distributed
 from .rundir import RunDir
@@ -42,6 +42,12 @@ class TrainConfig:
     device: str = "auto"
     backend: str = "auto"
     mlp_precision: str = "fp32"  # fused CUDA MLP operands: fp32, or fp16/bf16 tensor cores (fp32 accumulation)
+
+    @property
+    def hot_ops(self) -> Backend:
+        """The backend value of `backend` and `mlp_precision` (plain strings here, so config.json
+        stays plain JSON); ValueError for an unknown name."""
+        return Backend(self.backend, self.mlp_precision)
 
 
 class Task(Protocol):
@@ -80,7 +86,7 @@ def make_optimizer(task: Task, cfg: TrainConfig) -> torch.optim.Optimizer:
     groups = task.param_groups(cfg.lr)
     for g in groups:
         g["base_lr"] = g["lr"]
-    return make_adam(groups, betas=(cfg.beta1, cfg.beta2), eps=cfg.eps, backend=cfg.backend, model=task.model)
+    return make_adam(groups, betas=(cfg.beta1, cfg.beta2), eps=cfg.eps, backend=cfg.hot_ops, model=task.model)
 
 
 def train(task: Task, run: RunDir, cfg: TrainConfig, resume: bool = False, quiet: bool = False,
@@ -96,11 +102,18 @@ def train(task: Task, run: RunDir, cfg: TrainConfig, resume: bool = False, quiet
 
     Under DDP (`inr.train.distributed`) every rank runs this loop; only rank 0 writes metrics and
     checkpoints and shows progress, and every rank resumes from the same checkpoint.
+
+    The hot ops run on `cfg.hot_ops` for the whole loop (and only there).
     """
+    backend = cfg.hot_ops
+    with backend.active():
+        return _train(task, run, cfg, backend, resume, quiet, on_log, running)
+
+
+def _train(task: Task, run: RunDir, cfg: TrainConfig, backend: Backend, resume: bool, quiet: bool,
+           on_log: Callable[[dict], None] | None, running: threading.Event | None) -> dict:
     main = distributed.is_main()
-    set_backend(cfg.backend)
-    set_precision(cfg.mlp_precision)
-    prepare(next(task.model.parameters()).device)
+    backend.prepare(next(task.model.parameters()).device)
     opt = make_optimizer(task, cfg)
     step, elapsed = 0, 0.0
     if resume:

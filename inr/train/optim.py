@@ -1,7 +1,7 @@
 """Adam for the training loop: fused C++ steps on the CPU, torch.optim.Adam elsewhere.
 
-`make_adam` is what `inr.train.loop.make_optimizer` returns. On a CPU with the "auto" or "cuda"
-backend and a working build of the C++ optimizer kernels (kernels/cpu/adam.cpp) it gives
+`make_adam` is what `inr.train.loop.make_optimizer` returns. On a CPU with a backend that allows
+compiled kernels ("auto" or "cuda") and a working build of the C++ optimizer kernels (kernels/cpu/adam.cpp) it gives
 `CPUAdam`; otherwise torch.optim.Adam (fused where this torch has it, foreach otherwise).
 
 `CPUAdam` updates:
@@ -20,7 +20,7 @@ State uses torch.optim.Adam's names (`step`, `exp_avg`, `exp_avg_sq`; plus `row_
 tables), so checkpoints move between the two optimizers.
 
 >>> p = torch.nn.Parameter(torch.ones(3))
->>> opt = make_adam([{"params": [p], "lr": 0.1}], backend="torch")
+>>> opt = make_adam([{"params": [p], "lr": 0.1}], backend=Backend("torch"))
 >>> type(opt).__name__
 'Adam'
 """
@@ -30,6 +30,8 @@ from collections.abc import Iterable
 
 import torch
 from torch.optim.adam import adam as _torch_adam
+
+from inr.backends import Backend
 
 __all__ = ["CPUAdam", "hash_tables", "make_adam"]
 
@@ -112,12 +114,12 @@ def hash_tables(model: torch.nn.Module | None) -> list[torch.Tensor]:
 
 
 def make_adam(groups: list[dict], betas: tuple[float, float] = (0.9, 0.999), eps: float = 1e-8,
-              backend: str = "auto", model: torch.nn.Module | None = None,
+              backend: Backend = Backend(), model: torch.nn.Module | None = None,
               lazy_tables: bool = False) -> torch.optim.Optimizer:
     """Adam over `groups`: `CPUAdam` where every parameter is on the CPU, the backend is "auto" or
     "cuda" and the C++ kernels build; torch.optim.Adam otherwise (fused where available)."""
     params = [p for g in groups for p in g["params"]]
-    if backend in ("auto", "cuda") and params and all(p.device.type == "cpu" for p in params) and _ext() is not None:
+    if backend.name in ("auto", "cuda") and params and all(p.device.type == "cpu" for p in params) and _ext() is not None:
         return CPUAdam(groups, betas=betas, eps=eps, lazy_tables=hash_tables(model) if lazy_tables else ())
     try:  # the fused step is much faster on both CPU and GPU where this torch has it
         return torch.optim.Adam(groups, fused=True, betas=betas, eps=eps)

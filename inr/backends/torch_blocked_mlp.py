@@ -1,4 +1,4 @@
-"""A blocked pure-PyTorch MLP for CPUs: the same contract as `inr.nn.mlp_forward`, faster.
+"""The "torch" backend's MLP for large CPU batches: the contract of `torch_mlp.mlp_forward`, faster.
 
 On a CPU the plain op is bound by memory traffic: autograd keeps every layer's activations for
 the whole batch ([N, 64] floats per layer, far larger than the caches) and each matmul streams them
@@ -13,19 +13,12 @@ from __future__ import annotations
 
 import torch
 
-from inr.nn.activations import activation_slope, apply_activation
-from inr.nn.linear import batched_linear
-from inr.nn.mlp import MLPSpec, Params, mlp_forward
+from .activations import activation_slope, apply_activation
+from .contracts import MLPSpec, Params
+from .flat_params import graph_backward, layer_params, save_flat, saved_flat
+from .linear import batched_linear
 
 CHUNK = 4096  # points per block: a 4096 x 64 float block is 1 MiB, within L2
-
-
-def _layer_params(params: Params, spec: MLPSpec) -> list[torch.Tensor | None]:
-    flat = []
-    for i in range(spec.n_layers):
-        flat.append(params[f"layers.{i}.weight"])
-        flat.append(params.get(f"layers.{i}.bias") if spec.bias else None)
-    return flat
 
 
 def _act_grad(g: torch.Tensor, z: torch.Tensor, h: torch.Tensor, name: str, w0: float) -> torch.Tensor:
@@ -55,16 +48,13 @@ class _BlockedMLP(torch.autograd.Function):
     @staticmethod
     def forward(ctx, x, spec, chunk, *flat):
         ctx.spec, ctx.chunk = spec, chunk
-        ctx.save_for_backward(x, *[p for p in flat if p is not None])
-        ctx.has_bias = [p is not None for p in flat]
+        save_flat(ctx, x, flat)
         return torch.cat([_forward_chunk(xc, flat, spec, keep=False)[0] for xc in x.split(chunk, dim=-2)], dim=-2)
 
     @staticmethod
     def backward(ctx, gy):
         spec, chunk = ctx.spec, ctx.chunk
-        x, *saved = ctx.saved_tensors
-        it = iter(saved)
-        flat = [next(it) if has else None for has in ctx.has_bias]
+        x, flat = saved_flat(ctx)
         if torch.is_grad_enabled():  # double backward wanted: go through the differentiable op
             return graph_backward(x, flat, spec, gy, ctx.needs_input_grad)
         last = spec.n_layers - 1
@@ -95,42 +85,14 @@ class _BlockedMLP(torch.autograd.Function):
         return (gx, None, None, *flat_grads)
 
 
-def params_from_flat(flat, spec: MLPSpec) -> Params:
-    """The parameter mapping of a flat [W0, b0, W1, b1, ...] list (biases may be None): the inverse of
-    `_layer_params`."""
-    params = {}
-    for i in range(spec.n_layers):
-        params[f"layers.{i}.weight"] = flat[2 * i]
-        if flat[2 * i + 1] is not None:
-            params[f"layers.{i}.bias"] = flat[2 * i + 1]
-    return params
-
-
-def graph_backward(x, flat, spec, gy, needs, forward=mlp_forward):
-    """Gradients as a differentiable function of the saved inputs (for create_graph=True).
-
-    For autograd Functions applied as f(x, <2 non-tensor args>, *flat): `needs` is their
-    ctx.needs_input_grad, and the result is their backward's return tuple. `forward(x, params,
-    spec)` is the op they compute; where it returns a tuple, `gy` is a tuple of the outputs'
-    incoming gradients (None for an output no loss used)."""
-    inputs = [x, *flat]
-    wanted = [t is not None and n and t.requires_grad for t, n in zip(inputs, (needs[0], *needs[3:]))]
-    outs = forward(x, params_from_flat(flat, spec), spec)
-    pairs = [(o, g) for o, g in (zip(outs, gy) if isinstance(outs, tuple) else [(outs, gy)]) if g is not None]
-    got = iter(torch.autograd.grad([o for o, _ in pairs], [t for t, w in zip(inputs, wanted) if w],
-                                   [g for _, g in pairs], create_graph=True, allow_unused=True))
-    out = [next(got) if w else None for w in wanted]
-    return (out[0], None, None, *out[1:])
-
-
 def blocked_mlp(x: torch.Tensor, params: Params, spec: MLPSpec, chunk: int = CHUNK) -> torch.Tensor:
     """`mlp_forward(x, params, spec)` evaluated in blocks of `chunk` points (see module doc).
 
-    >>> from inr.nn import init_mlp_params
+    >>> from inr.backends.torch_mlp import mlp_forward
     >>> spec = MLPSpec(2, (16,), 1)
-    >>> p = init_mlp_params(spec)
+    >>> p = {name: torch.randn(shape) for name, shape in spec.param_shapes().items()}
     >>> x = torch.randn(10, 2)
     >>> torch.allclose(blocked_mlp(x, p, spec, chunk=3), mlp_forward(x, p, spec))
     True
     """
-    return _BlockedMLP.apply(x, spec, chunk, *_layer_params(params, spec))
+    return _BlockedMLP.apply(x, spec, chunk, *layer_params(params, spec))
