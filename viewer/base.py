@@ -5,6 +5,8 @@ import numpy as np
 import torch
 from torch import nn
 
+from inr.backends import active_backend
+
 from .cameras import AdaptiveResolution
 from .live import Progress
 from .render_loop import CameraState, ClientRenderLoop
@@ -24,6 +26,9 @@ class View:
 
     def __init__(self, server, run, config: dict, live=None):
         self.server, self.run, self.config, self.live = server, run, config, live
+        # the command's backend (a live view is built inside the fit's scope); the render threads
+        # are not, so each frame enters it again
+        self.backend = active_backend()
         self.loops: dict[int, ClientRenderLoop] = {}
         self.closed = False
         self.progress = Progress(server.gui, pausable=live is not None)
@@ -75,9 +80,13 @@ class View:
     def connect(self, client) -> None:
         resolution = AdaptiveResolution(frame_seconds=self.frame_seconds, max_pixels=self.max_pixels)
         self.on_connect(client)
-        loop = ClientRenderLoop(client, self.render, resolution, enabled=self.draws_background())
+        loop = ClientRenderLoop(client, self._render_on_backend, resolution, enabled=self.draws_background())
         self.loops[client.client_id] = loop
         loop.request()
+
+    def _render_on_backend(self, *args) -> np.ndarray | None:
+        with self.backend.active():
+            return self.render(*args)
 
     def disconnect(self, client) -> None:
         loop = self.loops.pop(client.client_id, None)
