@@ -36,9 +36,9 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from inr.cli.builtin_collections import image_collection  # noqa: E402
 from inr.fields import SirenField  # noqa: E402
 from inr.hyper import HyperConfig  # noqa: E402
-from inr.signals.collection import load_image_collection  # noqa: E402
 from inr.signals.image import pixel_coords  # noqa: E402
 from inr.signals.metrics import psnr  # noqa: E402
 from inr.train.loop import lr_factor  # noqa: E402
@@ -129,7 +129,7 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=2)
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
-    images = load_image_collection(args.collection).images
+    images = image_collection(args.collection).images
 
     arms, trained_mip = {}, None
     for arm in ARMS:

@@ -13,12 +13,11 @@ import torch
 
 from inr.errors import InputError
 from inr.hyper import SOURCES
-from inr.train import distributed
 from inr.train.collection import (
-    PRESETS,
     CollectionFitConfig,
     ImageCollectionTask,
     build_collection_model,
+    evaluation_task,
     fit_new_image,
     model_config,
     rebuild_model,
@@ -26,20 +25,15 @@ from inr.train.collection import (
 from inr.train.loop import resolve_device
 from inr.train.rundir import RunDir
 
+from .builtin_collections import image_collection
+from .collection_fitting import add_hyper_option, collection_fit_settings, fit_record, run_collection_fit, seeded_model
 from .collection_sdf_commands import (
     add_sdf_collection_parser,
     evaluate_sdf_run,
     render_sdf_member,
 )
-from .fitting import (
-    add_fit_options,
-    announce,
-    default_out,
-    fit_settings,
-    new_run,
-    train_run,
-)
-from .options import build_dataclass, read_config_file
+from .fitting import add_fit_options, default_out, new_run
+from .options import build_dataclass
 
 TOP_LEVEL = ("target", "size", "preset", "conditioning", "latent_dim", "latent_lr", "latent_penalty",
              "signals_per_batch", "observed")
@@ -54,9 +48,7 @@ def add_fit_parser(kinds) -> None:
                            formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     q.add_argument("target", nargs="?", default=argparse.SUPPRESS, metavar="DIR|COLLECTION",
                    help="folder of images, or built-in procedural textures (default: textures, 64 of 32x32)")
-    q.add_argument("--hyper", dest="preset", choices=list(PRESETS), default=argparse.SUPPRESS,
-                   help="hypernetwork: mip (full weights, MIP), plain (full, default init), siren (full, SIREN "
-                        "paper init), film, shift (Functa) or lowrank; --hyper.* options refine it (default: mip)")
+    add_hyper_option(q)
     q.add_argument("--conditioning", choices=SOURCES, default=argparse.SUPPRESS,
                    help="latent (auto-decoder), conv (image encoder) or set (encoder of observed pixels) (default: latent)")
     q.add_argument("--size", type=int, default=argparse.SUPPRESS, metavar="PIXELS",
@@ -95,88 +87,18 @@ def add_from_option(p: argparse.ArgumentParser) -> None:
 
 # -- fit ----------------------------------------------------------------------------------------
 
-def _apply_preset(cfg: CollectionFitConfig, args) -> CollectionFitConfig:
-    """--hyper PRESET sets mode/mip/init unless --hyper.* flags or --config set them."""
-    if cfg.preset not in PRESETS:
-        raise InputError(f"unknown --hyper {cfg.preset!r}; expected one of {', '.join(PRESETS)}")
-    explicit = {dest.split(".", 1)[1] for dest in vars(args) if dest.startswith("hyper.")}
-    if args.config:
-        explicit |= set(read_config_file(args.config).get("hyper") or {})
-    values = {k: v for k, v in PRESETS[cfg.preset].items() if k not in explicit}
-    return dataclasses.replace(cfg, hyper=dataclasses.replace(cfg.hyper, **values))
-
-
-def _check(cfg: CollectionFitConfig) -> None:
-    if cfg.conditioning not in SOURCES:
-        raise InputError(f"unknown conditioning {cfg.conditioning!r}; expected one of {', '.join(SOURCES)}")
-    if cfg.latent_dim < 1 or cfg.signals_per_batch < 1:
-        raise InputError("latent_dim and signals_per_batch must be >= 1")
-    if not 0 < cfg.observed <= 1:
-        raise InputError(f"observed must be in (0, 1], got {cfg.observed}")
-    world = distributed.world_size()
-    if cfg.signals_per_batch % world:
-        raise InputError(f"--signals-per-batch {cfg.signals_per_batch} must be a multiple of the {world} processes")
-
-
 def fit_collection_command(args) -> int:
-    from inr.signals.collection import load_image_collection
-
-    run, cfg = fit_settings(args, "collection", CollectionFitConfig, TOP_LEVEL)
-    if run is None:
-        cfg = _apply_preset(cfg, args)
-    train_cfg = cfg.resolved_train()
-    device = resolve_device(train_cfg.device)
-    distributed.init(device)
-    device = distributed.local_device(device)
-    _check(cfg)
-    collection = load_image_collection(cfg.target, cfg.size)
+    run, cfg, train_cfg, device = collection_fit_settings(args, CollectionFitConfig, TOP_LEVEL)
+    collection = image_collection(cfg.target, cfg.size)
     m, h, w, c = collection.images.shape
-    torch.manual_seed(train_cfg.seed)
-    try:
-        model = build_collection_model(cfg, m, c, generator=torch.Generator().manual_seed(train_cfg.seed))
-    except ValueError as e:
-        raise InputError(f"invalid hypernetwork config: {e}") from None
+    model = seeded_model(lambda g: build_collection_model(cfg, m, c, generator=g), train_cfg.seed)
     task = ImageCollectionTask(collection.images, model, cfg, train_cfg, device)
 
-    config = {"kind": "collection", "fit": _fit_dict(cfg, train_cfg), "model": model_config(model, m, c),
+    config = {"kind": "collection", "fit": fit_record(cfg, train_cfg), "model": model_config(model, m, c),
               "field": model.hyper_field.field.config(),
               "data": {"signal": "images", "source": collection.source, "size": cfg.size, "members": collection.names,
                        "height": h, "width": w, "channels": c}}
-    return train_collection(args, run, cfg, train_cfg, task, config, f"{m} images of {collection.source}")
-
-
-def train_collection(args, run: RunDir | None, cfg, train_cfg, task, config: dict, what: str) -> int:
-    """What every `inr fit collection` does once its task is built: create the run directory (rank
-    0 only, after every rank chose the same path) unless resuming, train, write the preview."""
-    created = None
-    if run is None:
-        out = Path(args.out) if args.out else default_out(cfg.target, cfg.preset)
-        distributed.barrier()  # every rank has chosen the same path before rank 0 creates it
-        if distributed.is_main():
-            args.out = str(out)
-            run, created = new_run(args, out, config)
-        else:
-            run = RunDir(out)
-        distributed.barrier()
-    world = distributed.world_size()
-    if distributed.is_main():
-        announce(f"{what} with a {cfg.preset} hypernetwork ({world} process{'es' if world > 1 else ''})", task.model, run)
-
-    def finish() -> dict:
-        task.write_preview(run.path / "preview.png")
-        return {"members": len(config["data"]["members"]), "preset": cfg.preset}
-
-    try:
-        return train_run(task, run, train_cfg, args, created, finish)
-    finally:
-        distributed.shutdown()
-
-
-def _fit_dict(cfg: CollectionFitConfig, train_cfg) -> dict:
-    cfg = dataclasses.replace(cfg, train=train_cfg)
-    d = dataclasses.asdict(cfg)
-    d["hyper"]["targets"] = list(cfg.hyper.targets)
-    return d
+    return run_collection_fit(args, run, cfg, train_cfg, task, config, f"{m} images of {collection.source}")
 
 
 # -- opening a collection run ---------------------------------------------------------------------
@@ -200,17 +122,11 @@ def open_collection(path: str, device: torch.device):
 
 def image_collection_task(config: dict, model, device: torch.device, where: str) -> ImageCollectionTask:
     """The evaluation task of an image collection run (its images and conditioning inputs) around
-    `model`; the collection must still be what it was when the run trained."""
-    from inr.signals.collection import load_image_collection
-
+    `model`, its collection reloaded from the source config.json names (a built-in one by name)."""
     data = config["data"]
-    collection = load_image_collection(data["source"], data.get("size"))
-    if tuple(collection.images.shape[1:]) != (data["height"], data["width"], data["channels"]) \
-            or len(collection.names) != len(data["members"]):
-        raise InputError(f"{where}: its collection {data['source']} changed since training")
+    collection = image_collection(data["source"], data.get("size"))
     cfg = build_dataclass(CollectionFitConfig, config["fit"])
-    train_cfg = dataclasses.replace(cfg.train, batch_size=cfg.train.batch_size or 1024)
-    return ImageCollectionTask(collection.images, model, cfg, train_cfg, device)
+    return evaluation_task(collection, data, cfg, model, device, where)
 
 
 def _collection_task(path: str, device: torch.device):

@@ -1,6 +1,7 @@
 """`inr fit collection sdf`, a member of a shape collection as a mesh or an image
 (`inr render collection RUN --member K -o out.ply|.png`) and shape-collection evaluation
-(`inr eval RUN`). `inr.cli.collection_commands` dispatches here when config["data"]["signal"] is "sdf"."""
+(`inr eval RUN`). `inr.cli.collection_commands` dispatches here when config["data"]["signal"] is "sdf";
+what both collection fits share is in `inr.cli.collection_fitting`."""
 from __future__ import annotations
 
 import argparse
@@ -11,27 +12,25 @@ from pathlib import Path
 import torch
 
 from inr.errors import InputError
+from inr.signals.collection_sdf import source_label
 from inr.train import distributed
-from inr.train.collection import PRESETS, model_config, rebuild_model
+from inr.train.collection import model_config, rebuild_model
 from inr.train.collection_sdf import (
     SDFCollectionFitConfig,
     SDFCollectionTask,
     build_sdf_collection_model,
     evaluate_members,
-    load_sdf_collection,
     member_description,
     member_field,
     member_mesh,
-    source_label,
     summarise,
 )
 from inr.train.loop import resolve_device
 from inr.train.rundir import RunDir
 
-from .fitting import (
-    add_fit_options,
-    fit_settings,
-)
+from .builtin_collections import sdf_collection
+from .collection_fitting import add_hyper_option, collection_fit_settings, fit_record, run_collection_fit, seeded_model
+from .fitting import add_fit_options
 from .options import build_dataclass
 
 TOP_LEVEL = ("target", "preset", "latent_dim", "latent_lr", "latent_penalty", "signals_per_batch", "sign_rays",
@@ -49,9 +48,7 @@ def add_sdf_collection_parser(signals) -> None:
     q.add_argument("target", nargs="?", default=argparse.SUPPRESS, metavar="DIR|SHAPES",
                    help="folder of meshes (OBJ, PLY, STL, OFF, GLB), or the built-in procedural family "
                         "(default: shapes, 16 spheres, tori, boxes and capsules; shapes-N for N)")
-    q.add_argument("--hyper", dest="preset", choices=list(PRESETS), default=argparse.SUPPRESS,
-                   help="hypernetwork: mip (full weights, MIP), plain (full, default init), siren (full, SIREN "
-                        "paper init), film, shift (Functa) or lowrank; --hyper.* options refine it (default: mip)")
+    add_hyper_option(q)
     for name, tp, help_ in (("latent_dim", int, "width of each member's latent z (default: 64)"),
                             ("latent_lr", float, "learning rate of the auto-decoder's latents (default: 1e-2 with MIP, 1e-3 without)"),
                             ("latent_penalty", float, "weight of the latent-norm penalty (default: 1e-4)"),
@@ -68,33 +65,20 @@ def add_sdf_collection_parser(signals) -> None:
 # -- fit ----------------------------------------------------------------------------------------
 
 def fit_sdf_collection_command(args) -> int:
-    from .collection_commands import _apply_preset, _fit_dict, train_collection
-
-    run, cfg = fit_settings(args, "collection", SDFCollectionFitConfig, TOP_LEVEL)
-    if run is None:
-        cfg = _apply_preset(cfg, args)
-    train_cfg = cfg.resolved_train()
-    device = resolve_device(train_cfg.device)
-    distributed.init(device)
-    device = distributed.local_device(device)
-    cfg.check()
-    collection = load_sdf_collection(cfg.target, cfg.sign_rays)  # bad input raises here: no run yet
+    run, cfg, train_cfg, device = collection_fit_settings(args, SDFCollectionFitConfig, TOP_LEVEL)
+    collection = sdf_collection(cfg.target, cfg.sign_rays)  # bad input raises here: no run yet
     if distributed.is_main():
         for warning in collection.warnings:
             print(f"inr: warning: {warning}", file=sys.stderr)
     m = len(collection.names)
-    torch.manual_seed(train_cfg.seed)
-    try:
-        model = build_sdf_collection_model(cfg, m, generator=torch.Generator().manual_seed(train_cfg.seed))
-    except ValueError as e:
-        raise InputError(f"invalid hypernetwork config: {e}") from None
+    model = seeded_model(lambda g: build_sdf_collection_model(cfg, m, generator=g), train_cfg.seed)
     task = SDFCollectionTask(collection, model, cfg, train_cfg, device)
 
-    config = {"kind": "collection", "fit": _fit_dict(cfg, train_cfg), "model": model_config(model, m, 1),
+    config = {"kind": "collection", "fit": fit_record(cfg, train_cfg), "model": model_config(model, m, 1),
               "field": model.hyper_field.field.config(),
               "data": {"signal": "sdf", "source": collection.source, "members": collection.names,
                        "member_info": [member_description(t) for t in collection.targets]}}
-    return train_collection(args, run, cfg, train_cfg, task, config, f"{m} shapes of {source_label(collection)}")
+    return run_collection_fit(args, run, cfg, train_cfg, task, config, f"{m} shapes of {source_label(collection)}")
 
 
 # -- opening a shape collection run -----------------------------------------------------------------
@@ -130,7 +114,7 @@ def evaluate_sdf_run(run: RunDir, config: dict, args) -> dict:
     """Mean shape metrics over the members (and the worst F-score), and each member's Chamfer-L1,
     F-score and IoU, against the collection's meshes or shapes (reloaded from its source)."""
     model, cfg, config = open_sdf_collection(str(run.path), resolve_device(args.device), config)
-    collection = load_sdf_collection(config["data"]["source"], cfg.sign_rays)
+    collection = sdf_collection(config["data"]["source"], cfg.sign_rays)
     if collection.names != config["data"]["members"]:
         raise InputError(f"{run.path}: its collection {config['data']['source']} changed since training")
     per = evaluate_members(model, collection.targets, cfg.eval_resolution, cfg.eval_points)

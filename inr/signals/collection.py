@@ -1,4 +1,5 @@
-"""Collections of images for hypernetworks: a folder of image files or a built-in procedural set.
+"""Collections of images for hypernetworks: a folder of image files or a built-in set that the
+caller supplies (`inr` knows no built-in names; the CLI passes `scenes`' procedural textures).
 
 All members share one size and channel count, so a batch of them is one tensor [M, H, W, C]:
 - a folder whose images differ in size is rejected (naming two files and their sizes) unless
@@ -8,6 +9,7 @@ All members share one size and channel count, so a batch of them is one tensor [
 """
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -19,6 +21,10 @@ from inr.errors import InputError
 from .image import load_image
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp", ".gif", ".webp", ".exr")
+
+# A built-in collection by name: builtin(name, size) -> (images [M, H, W, C], names), or None when
+# `name` is not one. Passed in from above (the CLI), so that `inr` never imports `scenes`.
+BuiltinImages = Callable[[str, int | None], tuple[torch.Tensor, list[str]] | None]
 
 
 @dataclass
@@ -76,15 +82,15 @@ def load_image_folder(folder: str | Path, size: int | None = None) -> ImageColle
     return ImageCollection(torch.stack(images).float().contiguous(), [p.stem for p in files], str(folder.resolve()))
 
 
-def load_image_collection(source: str, size: int | None = None) -> ImageCollection:
-    """A folder of images or a built-in collection name (`scenes.textures`)."""
-    from scenes.textures import is_collection_name, load_textures
-
+def load_image_collection(source: str, size: int | None = None,
+                          builtin: BuiltinImages | None = None) -> ImageCollection:
+    """A folder of images, or the collection `builtin` knows by the name `source`."""
     path = Path(source)
     if path.is_dir():
         return load_image_folder(path, size)
-    if is_collection_name(source):
-        images, names = load_textures(source, size)
+    found = builtin(source, size) if builtin is not None else None
+    if found is not None:
+        images, names = found
         return ImageCollection(images, names, source)
     if path.exists():
         raise InputError(f"{source}: not a folder (an image collection is a folder of images or 'textures')")

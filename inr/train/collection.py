@@ -14,8 +14,10 @@ from dataclasses import field as dc_field
 import torch
 from torch import nn
 
+from inr.errors import InputError
 from inr.fields import SirenConfig, SirenField
-from inr.hyper import AutoDecoder, ConvEncoder, HyperConfig, HyperField, SetEncoder
+from inr.hyper import SOURCES, AutoDecoder, ConvEncoder, HyperConfig, HyperField, SetEncoder
+from inr.signals.collection import ImageCollection
 from inr.signals.image import pixel_coords
 from inr.signals.metrics import SSIM_WIN, psnr, ssim
 
@@ -99,6 +101,18 @@ class CollectionFitConfig:
             if getattr(t, k) is None:
                 setattr(t, k, v)
         return t
+
+    def check(self) -> None:
+        """Reject settings that would only fail later (InputError, one line)."""
+        if self.conditioning not in SOURCES:
+            raise InputError(f"unknown conditioning {self.conditioning!r}; expected one of {', '.join(SOURCES)}")
+        if self.latent_dim < 1 or self.signals_per_batch < 1:
+            raise InputError("latent_dim and signals_per_batch must be >= 1")
+        if not 0 < self.observed <= 1:
+            raise InputError(f"observed must be in (0, 1], got {self.observed}")
+        world = distributed.world_size()
+        if self.signals_per_batch % world:
+            raise InputError(f"--signals-per-batch {self.signals_per_batch} must be a multiple of the {world} processes")
 
 
 class CollectionModel(nn.Module):
@@ -238,6 +252,17 @@ class ImageCollectionTask:
         truth = self.images[:k].cpu()
         pairs = torch.cat([truth, recon], dim=1)  # [k, 2H, W, C]
         save_image(path, torch.cat(list(pairs), dim=1))
+
+
+def evaluation_task(collection: ImageCollection, data: dict, cfg: CollectionFitConfig, model: CollectionModel,
+                    device: torch.device, where: str) -> ImageCollectionTask:
+    """The evaluation task of a trained image collection around `model`: `collection` reloaded from
+    the run's source must still be what config.json's `data` says it trained on."""
+    if tuple(collection.images.shape[1:]) != (data["height"], data["width"], data["channels"]) \
+            or len(collection.names) != len(data["members"]):
+        raise InputError(f"{where}: its collection {data['source']} changed since training")
+    train_cfg = dataclasses.replace(cfg.train, batch_size=cfg.train.batch_size or 1024)
+    return ImageCollectionTask(collection.images, model, cfg, train_cfg, device)
 
 
 # -- saving, loading and fitting new members ---------------------------------------------------

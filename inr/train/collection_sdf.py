@@ -1,7 +1,8 @@
 """Training one hypernetwork over a collection of shapes (`inr fit collection sdf`).
 
-The collection is a folder of meshes (each normalised into [-0.9, 0.9]^3 exactly as a single
-`inr fit sdf` normalises its mesh) or the built-in family `scenes.shape_family` (one shared frame).
+The collection (`inr.signals.collection_sdf`) is a folder of meshes (each normalised into
+[-0.9, 0.9]^3 exactly as a single `inr fit sdf` normalises its mesh) or a built-in family the CLI
+passes in (one shared frame).
 Each member gets a small pool of training points with ground-truth signed distances (surface,
 near-surface and uniform points, `inr.signals.sdf.sample_pool`). The model is a
 `CollectionModel`: an auto-decoder latent per member conditioning a hypernetwork that generates a
@@ -21,10 +22,8 @@ Evaluation: each member's field is materialised, meshed by marching cubes at `ev
 from __future__ import annotations
 
 import dataclasses
-import os
 from dataclasses import dataclass
 from dataclasses import field as dc_field
-from pathlib import Path
 
 import numpy as np
 import torch
@@ -32,11 +31,9 @@ import torch
 from inr.errors import InputError
 from inr.fields import SirenConfig, SirenField
 from inr.hyper import AutoDecoder, HyperConfig, HyperField
+from inr.signals.collection_sdf import SDFCollection
 from inr.signals.sdf import (
-    MESH_SUFFIXES,
     METRIC_SCALE,
-    AnalyticTarget,
-    MeshTarget,
     SampleConfig,
     SDFTarget,
     sample_pool,
@@ -113,47 +110,7 @@ class SDFCollectionFitConfig:
             raise InputError(f"--signals-per-batch {self.signals_per_batch} must be a multiple of the {world} processes")
 
 
-# -- the collection -------------------------------------------------------------------------------
-
-@dataclass
-class SDFCollection:
-    targets: list[SDFTarget]  # each in the field's frame
-    names: list[str]
-    source: str
-
-    @property
-    def warnings(self) -> list[str]:
-        return [w for t in self.targets for w in t.warnings]
-
-
-def load_mesh_folder(folder: str | Path, sign_rays: int = 5) -> SDFCollection:
-    """Every mesh file of `folder` (sorted by name), each normalised as a single SDF fit normalises
-    its mesh. InputError (one line naming the file) for an empty folder or a bad mesh."""
-    folder = Path(folder)
-    files = sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in MESH_SUFFIXES)
-    if not files:
-        raise InputError(f"{folder}: no meshes in this folder (expected {', '.join(MESH_SUFFIXES)})")
-    targets = [MeshTarget.from_file(str(p), sign_rays) for p in files]  # a bad mesh raises, naming its file
-    stems = [p.stem for p in files]
-    names = [p.name if stems.count(p.stem) > 1 else p.stem for p in files]
-    return SDFCollection(targets, names, str(folder.resolve()))
-
-
-def load_sdf_collection(source: str, sign_rays: int = 5) -> SDFCollection:
-    """A folder of meshes or the built-in shape family (`shapes`, `shapes-N`)."""
-    from scenes.shape_family import is_family_name, load_shape_family
-
-    path = Path(source)
-    if path.is_dir():
-        return load_mesh_folder(path, sign_rays)
-    if is_family_name(source):
-        shapes = load_shape_family(source)
-        return SDFCollection([AnalyticTarget(s) for s in shapes], [s.name for s in shapes], source)
-    if path.exists():
-        raise InputError(f"{source}: not a folder (a shape collection is a folder of meshes, or 'shapes'; "
-                         "fit one mesh with 'inr fit sdf')")
-    raise InputError(f"{source}: no such folder or built-in shape family (built-in: shapes, shapes-N)")
-
+# -- the members' training points -------------------------------------------------------------------
 
 def stacked_pools(targets: list[SDFTarget], cfg: SampleConfig, seed: int = 0) -> dict[str, torch.Tensor]:
     """Every member's sample pool stacked: surface/normals [M, S, 3], off [M, O, 3], off_sdf [M, O]."""
@@ -301,10 +258,5 @@ def member_description(target: SDFTarget) -> dict:
     return d
 
 
-def source_label(collection: SDFCollection) -> str:
-    return os.path.basename(collection.source.rstrip("/")) or collection.source
-
-
-__all__ = ["SDFCollection", "SDFCollectionFitConfig", "SDFCollectionLossConfig", "SDFCollectionTask",
-           "build_sdf_collection_model", "evaluate_members", "load_mesh_folder", "load_sdf_collection",
-           "member_description", "member_field", "member_mesh", "stacked_pools", "summarise"]
+__all__ = ["SDFCollectionFitConfig", "SDFCollectionLossConfig", "SDFCollectionTask", "build_sdf_collection_model",
+           "evaluate_members", "member_description", "member_field", "member_mesh", "stacked_pools", "summarise"]

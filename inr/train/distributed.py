@@ -10,9 +10,13 @@ takes its slice, so N processes follow the same loss curve as one process with t
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
+from typing import TypeVar
 
 import torch
 import torch.distributed as dist
+
+T = TypeVar("T")
 
 
 def launched() -> bool:
@@ -66,6 +70,16 @@ def mean(value: torch.Tensor) -> torch.Tensor:
 def barrier() -> None:
     if active():
         dist.barrier()
+
+
+def made_by_main(make: Callable[[], T], join: Callable[[], T]) -> T:
+    """`make()` on rank 0 and `join()` on the others, between two barriers: every rank has reached
+    this point (chosen the same run directory) before rank 0 makes it, and none goes on before it
+    exists. In one process: `make()`."""
+    barrier()
+    value = make() if is_main() else join()
+    barrier()
+    return value
 
 
 def shutdown() -> None:
