@@ -8,9 +8,14 @@ TORCH ?= torch==2.13.0
 # The venv's tools (ninja for the kernels' first-use build) come first on PATH.
 export PATH := $(abspath $(VENV))/bin:$(PATH)
 
-.PHONY: setup demo test bench gpu-check clean
+.PHONY: setup system-deps demo test bench gpu-check clean
 
-setup: $(VENV)/.installed
+# System libraries first (libusb for open3d, python3-venv): installed with apt-get where root or
+# sudo allow, otherwise one line says what to install (SYSTEM_DEPS=skip goes on without them).
+setup: system-deps $(VENV)/.installed
+
+system-deps:
+	@PYTHON=$(PYTHON) bash .ci/system-deps.sh
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -24,8 +29,12 @@ demo: setup
 	$(VENV)/bin/inr fit image --out runs/demo-camera-hash
 	$(VENV)/bin/inr render image runs/demo-camera-hash --scale 2 -o runs/demo-camera-hash/render_2x.png
 
+# The fast tests first (quick feedback), then the end-to-end ones marked slow. pytest-xdist spreads
+# each phase over the cores, a test file per worker at a time (a file's fixtures are fitted once).
+PYTEST_ARGS ?= -q -n auto --dist loadfile
 test: setup
-	$(PY) -m pytest -q
+	$(PY) -m pytest $(PYTEST_ARGS) -m "not slow"
+	$(PY) -m pytest $(PYTEST_ARGS) -m slow
 
 bench: setup
 	$(PY) benchmarks/hashgrid.py
