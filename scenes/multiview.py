@@ -33,6 +33,7 @@ from pathlib import Path
 import numpy as np
 
 from inr.errors import InputError
+from inr.optional import require_open3d
 from inr.signals.image import save_image
 
 __all__ = ["DEFAULT_MULTIVIEW_SCENE", "GENERATOR_VERSION", "MULTIVIEW_SCENES", "PALETTE",
@@ -221,7 +222,7 @@ def _normalise(prims: list[dict]) -> list[dict]:
 
 def _mesh(p: dict):
     """The open3d TriangleMesh of a primitive, centred on its bounding box at `position`."""
-    import open3d as o3d
+    o3d = require_open3d()
 
     T, s = o3d.geometry.TriangleMesh, p["size"]
     kind = p["kind"]
@@ -322,7 +323,7 @@ class _Renderer:
     """Ray casts one scene's meshes; `render(c2w)` gives a straight-alpha RGBA image [H, W, 4]."""
 
     def __init__(self, prims: list[dict], size: int, supersample: int):
-        import open3d as o3d
+        o3d = require_open3d()
 
         self.o3d = o3d
         self.size, self.ss = size, supersample

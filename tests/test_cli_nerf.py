@@ -10,6 +10,8 @@ import inr
 from inr.cli.main import main
 from scenes.multiview import generate_scene
 
+pytestmark = [pytest.mark.open3d, pytest.mark.slow]  # end to end on a rendered multi-view scene
+
 # A small hash grid and occupancy grid keep a fit to about ten seconds on two cores.
 SMALL = ["--field.grid", '{"n_levels": 8, "log2_hashmap_size": 14, "base_resolution": 8, "finest_resolution": 128}',
          "--occupancy.resolution", "32", "--march.steps-per-diagonal", "128", "--batch-size", "8192",

@@ -12,6 +12,8 @@ from test_sdf import BAD_MESH_FILES
 from inr.cli.main import main
 from scenes.shape_family import family_shape, load_shape_family
 
+pytestmark = [pytest.mark.open3d, pytest.mark.slow]  # end to end: mesh raycasting, fits, metrics
+
 TINY = ["--steps", "40", "--quiet", "--batch-size", "512", "--log-every", "5", "--signals-per-batch", "4",
         "--siren.hidden", "32", "32", "--hyper.hidden", "64", "--latent-dim", "16", "--latent-lr", "1e-2",
         "--lr", "2e-3", "--eval-resolution", "32", "--eval-points", "2000",

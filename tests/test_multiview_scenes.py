@@ -14,6 +14,8 @@ import scenes
 from inr.errors import InputError
 from scenes import multiview as mv
 
+pytestmark = pytest.mark.open3d  # mesh raycasting or multi-view scene rendering
+
 SMALL = dict(size=48, n_train=6, n_val=2, n_test=8)
 
 

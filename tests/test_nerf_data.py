@@ -12,6 +12,8 @@ from inr.errors import InputError
 from inr.signals.radiance import RaySampler, available_splits, load_radiance
 from scenes.multiview import generate_scene
 
+pytestmark = pytest.mark.open3d  # mesh raycasting or multi-view scene rendering
+
 
 @pytest.fixture(scope="module")
 def dataset(tmp_path_factory) -> Path:

@@ -26,6 +26,7 @@ def _points(n=2000, lo=-1.0, hi=1.0, seed=0):
 # -- ground truth -----------------------------------------------------------------------------
 
 
+@pytest.mark.open3d
 def test_mesh_sdf_of_box_matches_analytic_distance():
     half = np.array([1.0, 0.7, 0.5])
     mesh = trimesh.creation.box(extents=2 * half)
@@ -39,6 +40,7 @@ def test_mesh_sdf_of_box_matches_analytic_distance():
     np.testing.assert_array_equal(target.occupancy(p), expected < 0)
 
 
+@pytest.mark.open3d
 def test_mesh_sdf_of_sphere_matches_analytic_distance():
     target = MeshTarget(trimesh.creation.icosphere(subdivisions=5, radius=2.0), "sphere")
     assert target.normalisation.scale == pytest.approx(0.45, rel=1e-3)  # radius 2 -> 0.9
@@ -50,6 +52,7 @@ def test_mesh_sdf_of_sphere_matches_analytic_distance():
     np.testing.assert_allclose(np.abs((n * p / np.linalg.norm(p, axis=1, keepdims=True)).sum(1)), 1, atol=2e-2)
 
 
+@pytest.mark.open3d
 def test_sign_survives_a_small_hole_by_ray_voting():
     mesh = trimesh.creation.icosphere(subdivisions=4)
     mesh.update_faces(np.arange(len(mesh.faces)) != 0)  # punch a hole
@@ -254,6 +257,7 @@ def test_iou_known_answers():
     assert iou([0, 0], [0, 0]) == 1.0
 
 
+@pytest.mark.open3d
 def test_shape_metrics_of_concentric_spheres():
     """A sphere mesh of radius 0.9 + d against the analytic sphere of radius 0.9: Chamfer = d."""
     target = AnalyticTarget(load_shape_scene("sphere"))  # radius 0.9 in the field's frame

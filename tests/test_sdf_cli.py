@@ -12,6 +12,8 @@ from inr.cli.main import main
 from inr.signals.shape_metrics import METRIC_KEYS
 from test_sdf import BAD_MESH_FILES
 
+pytestmark = [pytest.mark.open3d, pytest.mark.slow]  # end to end: mesh raycasting, fits, metrics
+
 FAST = ["--steps", "40", "--quiet", "--batch-size", "4096", "--log-every", "10", "--eval-resolution", "48",
         "--samples.surface-points", "5000", "--samples.near-points", "5000", "--samples.uniform-points", "1000",
         "--loss.gradient-points", "512",

@@ -12,6 +12,7 @@ from pathlib import Path
 import torch
 
 from inr.errors import InputError
+from inr.optional import require_open3d
 from inr.signals.collection_sdf import source_label
 from inr.train import distributed
 from inr.train.collection import model_config, rebuild_model
@@ -66,6 +67,7 @@ def add_sdf_collection_parser(signals) -> None:
 
 def fit_sdf_collection_command(args) -> int:
     run, cfg, train_cfg, device = collection_fit_settings(args, SDFCollectionFitConfig, TOP_LEVEL)
+    require_open3d()  # ground truth and the final evaluation raycast with it: stop before any run exists
     collection = sdf_collection(cfg.target, cfg.sign_rays)  # bad input raises here: no run yet
     if distributed.is_main():
         for warning in collection.warnings:

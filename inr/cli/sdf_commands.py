@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 from inr.errors import InputError
+from inr.optional import require_open3d
 from inr.train.loop import resolve_device
 from inr.train.rundir import RunDir
 from inr.train.sdf import SDF_FIELDS, SDFFitConfig, build_sdf_task, evaluate_field, save_mesh
@@ -75,6 +76,7 @@ def fit_sdf_command(args) -> int:
 
     run, cfg = fit_settings(args, "sdf", SDFFitConfig, TOP_LEVEL)
     cfg.check()
+    require_open3d()  # ground truth and the final evaluation raycast with it: stop before any run exists
     target = resolve_shape(cfg.target, sign_rays=cfg.sign_rays)
     for warning in target.warnings:
         print(f"inr: warning: {warning}", file=sys.stderr)

@@ -28,6 +28,7 @@ import torch
 import torch.nn.functional as F
 
 from inr.errors import InputError
+from inr.optional import require_open3d
 
 EXTENT = 0.9  # the shape's longest half-extent in the field's frame
 METRIC_SCALE = 0.5 / EXTENT  # field frame -> Occupancy Networks' [-0.5, 0.5]^3 box
@@ -153,7 +154,7 @@ class MeshTarget(SDFTarget):
     `sign_rays` (odd) is the number of rays of the parity vote."""
 
     def __init__(self, mesh, source: str = "mesh", sign_rays: int = 5, warnings: tuple[str, ...] = ()):
-        import open3d as o3d
+        o3d = require_open3d()
         import trimesh
 
         check_mesh(mesh, source)
@@ -178,7 +179,7 @@ class MeshTarget(SDFTarget):
         return cls(mesh, os.path.abspath(path), sign_rays, warnings)
 
     def _query(self, points):
-        import open3d as o3d
+        o3d = require_open3d()
 
         return o3d.core.Tensor(np.ascontiguousarray(points, np.float32))
 
@@ -204,7 +205,7 @@ class MeshTarget(SDFTarget):
 
 def closest_on_scene(scene, face_normals: np.ndarray, points: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Distance from `points` to the triangles of an open3d scene and the normal of the closest face."""
-    import open3d as o3d
+    o3d = require_open3d()
 
     points = np.ascontiguousarray(points, np.float32)
     hit = scene.compute_closest_points(o3d.core.Tensor(points))
@@ -332,9 +333,9 @@ def sdf_gradient(field, x: torch.Tensor, create_graph: bool = True) -> tuple[tor
     differentiable (second derivatives through the MLP and the hash grid, for eikonal losses).
     On a GPU, a field with `value_and_grad` (SIREN) gives both in one forward pass instead, whose
     backward is one fused kernel rather than a double backward."""
-    from inr.backends import get_backend
+    from inr.backends import active_backend
 
-    if create_graph and x.is_cuda and hasattr(field, "value_and_grad") and get_backend() != "torch":
+    if create_graph and x.is_cuda and hasattr(field, "value_and_grad") and active_backend().compiled:
         f, jac = field.value_and_grad(x)
         return f[..., 0], jac[..., 0, :]
     with torch.enable_grad():

@@ -29,6 +29,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from inr.optional import require_open3d
+
 N_SURFACE = 100_000
 N_IOU = 100_000
 FSCORE_THRESHOLD = 0.01
@@ -89,7 +91,7 @@ def shape_metrics(verts: np.ndarray, faces: np.ndarray, target, occupancy_fn, sc
     prediction's inside test for IoU, and `scale` the map from the field's frame to the metrics box.
 
     An empty prediction scores chamfer = inf (reported as a large number), the other metrics 0."""
-    import open3d as o3d
+    o3d = require_open3d()
     import trimesh
 
     from .sdf import closest_on_scene
