@@ -53,11 +53,14 @@ def _strict(text: str) -> dict:
     return json.loads(text, parse_constant=no_constant)
 
 
+pytestmark = pytest.mark.slow  # runs the kernel benchmark script end to end
+
+
 @pytest.fixture(scope="module")
 def smoke_lines():
     env = dict(os.environ, CUDA_VISIBLE_DEVICES="", INR_DISABLE_CUDA_KERNELS="1", PYTHONUNBUFFERED="1")
     proc = subprocess.run([sys.executable, str(SCRIPT), "--smoke"], check=False, cwd=ROOT, env=env, capture_output=True,
-                          text=True, timeout=240)
+                          text=True, timeout=900)
     assert proc.returncode == 0, proc.stderr[-4000:]
     lines = [ln for ln in proc.stdout.splitlines() if ln.strip()]
     assert lines, proc.stderr[-4000:]

@@ -87,22 +87,28 @@ def test_info(fitted, capsys):
     assert info["final"]["psnr"] > 30
 
 
+@pytest.mark.slow
 def test_resume_after_kill(small_image, tmp_path):
     """A real kill -9 mid-run, then --resume finishes from the last checkpoint."""
     out = tmp_path / "killed"
     cmd = [sys.executable, "-m", "inr.cli.main", "fit", "image", str(small_image), "--field", "siren",
            "--siren.hidden", "32", "32", "--steps", "1000000", "--checkpoint-every", "20", "--quiet", "--out", str(out)]
-    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    log = tmp_path / "stderr.txt"
+    with open(log, "w") as stderr:
+        proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=stderr)
     try:
-        deadline = time.time() + 120
-        while not list((out / "checkpoints").glob("step_*.safetensors")) and time.time() < deadline:
+        # Kill on the event (a checkpoint on disk), not after a fixed time: a busy machine may take
+        # minutes to start Python and build the kernels. The deadline only guards against a hang.
+        deadline = time.monotonic() + 900
+        while (not list((out / "checkpoints").glob("step_*.safetensors")) and proc.poll() is None
+               and time.monotonic() < deadline):
             time.sleep(0.2)
-        time.sleep(0.5)
     finally:
         proc.send_signal(signal.SIGKILL)
         proc.wait()
+    assert proc.returncode == -signal.SIGKILL, f"the run ended before the kill: {log.read_text()[-2000:]}"
     ckpts = sorted((out / "checkpoints").glob("step_*.safetensors"))
-    assert ckpts, "no checkpoint written before the kill"
+    assert ckpts, "no checkpoint written within 900 s"
     step = int(ckpts[-1].stem.split("_")[1])
     assert main(["fit", "image", "--resume", "--out", str(out), "--steps", str(step + 20), "--quiet"]) == 0
     final = [json.loads(l) for l in (out / "metrics.jsonl").read_text().splitlines()][-1]

@@ -143,15 +143,16 @@ def test_encoder_conditioning_and_one_pass_fit(conditioning, tmp_path, capsys):
     assert result["step"] == 0 and np.isfinite(result["psnr"])  # one encoder pass, no optimisation
 
 
+@pytest.mark.slow
 def test_two_ddp_processes_follow_the_single_process_loss_curve(tmp_path):
     common = ["fit", "collection", "images", "textures-8", "--steps", "6", "--signals-per-batch", "4",
               "--batch-size", "256", "--log-every", "1", *SMALL]
     one = subprocess.run([sys.executable, "-m", "inr.cli.main", *common, "--out", str(tmp_path / "one")],
-                         env=_env(), capture_output=True, text=True, timeout=300, check=False)
+                         env=_env(), capture_output=True, text=True, timeout=900, check=False)
     assert one.returncode == 0, one.stderr
     two = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
                           "-m", "inr.cli.main", *common, "--out", str(tmp_path / "two")],
-                         env=_env(), capture_output=True, text=True, timeout=300, check=False)
+                         env=_env(), capture_output=True, text=True, timeout=900, check=False)
     assert two.returncode == 0, two.stderr[-2000:]
     assert two.stdout.count('"run"') == 1  # only rank 0 prints its result
     curve = lambda run: [(r["step"], r["loss"]) for r in _metrics(run) if "loss" in r]  # noqa: E731
