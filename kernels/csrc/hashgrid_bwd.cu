@@ -13,19 +13,15 @@ __global__ void __launch_bounds__(kMaxThreads) backward_kernel(const InrHashgrid
   __shared__ InrHashgridLevel lvs[INR_HG_MAX_LEVELS];
   __shared__ float red[kMaxThreads * D];
   stage_levels(g, lvs);
-  const int64_t p = (int64_t)blockIdx.x * blockDim.y + threadIdx.y;
-  const bool valid = p < g.n_inst * g.n_per;
-  const int l = threadIdx.x;
+  const PointLevel<D> pl = point_level<D, F>(g, lvs, x);
   float gx[D] = {};
-  if (valid) {
-    const InrHashgridLevel lv = lvs[l];
-    int64_t inst;
-    const float* xp = point_x<D>(g, x, p, inst);
-    const int64_t row0 = inst * g.table_stride + lv.offset * F;
+  if (pl.valid) {
+    const InrHashgridLevel& lv = pl.lv;
+    const int64_t row0 = pl.row0;
     float go[F];
-    load_row<F>(dout + p * (g.n_levels * F) + l * F, go);
+    load_row<F>(dout + pl.p * (g.n_levels * F) + pl.l * F, go);
     Cell<D> c;
-    locate<D>(xp, lv, g.interpolation == INR_HG_SMOOTHSTEP, c);
+    locate<D>(pl.xp, lv, g.interpolation == INR_HG_SMOOTHSTEP, c);
 #pragma unroll
     for (int corner = 0; corner < (1 << D); ++corner) {
       const int64_t at = row0 + (int64_t)corner_row<D>(c, lv, corner) * F;
@@ -48,7 +44,7 @@ __global__ void __launch_bounds__(kMaxThreads) backward_kernel(const InrHashgrid
       }
     }
   }
-  if (dx) reduce_levels<D>(red, gx, valid, p, dx);
+  if (dx) reduce_levels<D>(red, gx, pl.valid, pl.p, dx);
 }
 
 }  // namespace inr_hg

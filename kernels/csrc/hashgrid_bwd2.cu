@@ -16,16 +16,13 @@ __global__ void __launch_bounds__(kMaxThreads) backward_backward_kernel(
   __shared__ InrHashgridLevel lvs[INR_HG_MAX_LEVELS];
   __shared__ float red[kMaxThreads * D];
   stage_levels(g, lvs);
-  const int64_t p = (int64_t)blockIdx.x * blockDim.y + threadIdx.y;
-  const bool valid = p < g.n_inst * g.n_per;
-  const int l = threadIdx.x;
+  const PointLevel<D> pl = point_level<D, F>(g, lvs, x);
   float hx[D] = {};
-  if (valid) {
-    const InrHashgridLevel lv = lvs[l];
-    int64_t inst;
-    const float* xp = point_x<D>(g, x, p, inst);
-    const int64_t row0 = inst * g.table_stride + lv.offset * F;
-    const int64_t out_at = p * (g.n_levels * F) + l * F;
+  if (pl.valid) {
+    const InrHashgridLevel& lv = pl.lv;
+    const float* xp = pl.xp;
+    const int64_t row0 = pl.row0;
+    const int64_t out_at = pl.p * (g.n_levels * F) + pl.l * F;
     float go[F] = {}, gg[D] = {};
     if (dtable || dx) load_row<F>(dout + out_at, go);
     if (ggx) {
@@ -80,7 +77,7 @@ __global__ void __launch_bounds__(kMaxThreads) backward_backward_kernel(
     }
     if (d_dout) store_row<F>(d_dout + out_at, acc);
   }
-  if (dx) reduce_levels<D>(red, hx, valid, p, dx);
+  if (dx) reduce_levels<D>(red, hx, pl.valid, pl.p, dx);
 }
 
 }  // namespace inr_hg

@@ -156,6 +156,38 @@ __device__ __forceinline__ const float* point_x(const InrHashgridGeom& g, const 
   return x + inst * g.x_stride + (p - inst * g.n_per) * D;
 }
 
+// A thread's (point, level) in a block laid out as (levels, points), as every hash-grid kernel
+// reads it: the point p and whether it exists, the level l and its geometry, and for an existing
+// point its x row and the table offset of its level's first row (for the point's instance).
+template <int D>
+struct PointLevel {
+  int64_t p;
+  bool valid;
+  int l;
+  InrHashgridLevel lv;
+  const float* xp;  // nullptr when !valid
+  int64_t row0;     // in floats
+};
+
+// Call after stage_levels.
+template <int D, int F>
+__device__ __forceinline__ PointLevel<D> point_level(const InrHashgridGeom& g, const InrHashgridLevel* lvs,
+                                                     const float* x) {
+  PointLevel<D> pl;
+  pl.p = (int64_t)blockIdx.x * blockDim.y + threadIdx.y;
+  pl.valid = pl.p < g.n_inst * g.n_per;
+  pl.l = threadIdx.x;
+  pl.lv = lvs[pl.l];
+  pl.xp = nullptr;
+  pl.row0 = 0;
+  if (pl.valid) {
+    int64_t inst;
+    pl.xp = point_x<D>(g, x, pl.p, inst);
+    pl.row0 = inst * g.table_stride + pl.lv.offset * F;
+  }
+  return pl;
+}
+
 // Sums per-level partials red[(ty * L + l) * D + j] over the levels of each point into dx[p, j].
 // Called by every thread of the block (it synchronizes).
 template <int D>

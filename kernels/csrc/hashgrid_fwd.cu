@@ -9,16 +9,13 @@ __global__ void __launch_bounds__(kMaxThreads) forward_kernel(const InrHashgridG
                                                               float* __restrict__ out) {
   __shared__ InrHashgridLevel lvs[INR_HG_MAX_LEVELS];
   stage_levels(g, lvs);
-  const int64_t p = (int64_t)blockIdx.x * blockDim.y + threadIdx.y;
-  if (p >= g.n_inst * g.n_per) return;
-  const int l = threadIdx.x;
-  const InrHashgridLevel lv = lvs[l];
-  int64_t inst;
-  const float* xp = point_x<D>(g, x, p, inst);
-  const float* tp = table + inst * g.table_stride + lv.offset * F;
+  const PointLevel<D> pl = point_level<D, F>(g, lvs, x);
+  if (!pl.valid) return;
+  const InrHashgridLevel& lv = pl.lv;
+  const float* tp = table + pl.row0;
 
   Cell<D> c;
-  locate<D>(xp, lv, g.interpolation == INR_HG_SMOOTHSTEP, c);
+  locate<D>(pl.xp, lv, g.interpolation == INR_HG_SMOOTHSTEP, c);
   float acc[F] = {};
 #pragma unroll
   for (int corner = 0; corner < (1 << D); ++corner) {
@@ -28,7 +25,7 @@ __global__ void __launch_bounds__(kMaxThreads) forward_kernel(const InrHashgridG
 #pragma unroll
     for (int f = 0; f < F; ++f) acc[f] = fmaf(w, v[f], acc[f]);
   }
-  store_row<F>(out + p * (g.n_levels * F) + l * F, acc);
+  store_row<F>(out + pl.p * (g.n_levels * F) + pl.l * F, acc);
 }
 
 }  // namespace inr_hg
