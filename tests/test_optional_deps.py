@@ -66,10 +66,15 @@ def test_commands_that_raycast_stop_before_writing_a_run(command, broken_open3d,
     assert not out.exists()
 
 
-def test_image_fitting_needs_no_open3d(broken_open3d, tmp_path, capsys):
+def test_image_and_collection_fitting_need_no_open3d(broken_open3d, tmp_path, capsys):
     out = tmp_path / "image"
     assert main(["fit", "image", "checkerboard-zoneplate", "--size", "24", "--steps", "20", "--quiet",
                  "--device", "cpu", "--out", str(out)]) == 0
     assert (out / "model.safetensors").exists()
     capsys.readouterr()
     assert main(["info", str(out)]) == 0
+    textures = tmp_path / "textures"
+    assert main(["fit", "collection", "images", "textures-8", "--steps", "5", "--signals-per-batch", "4",
+                 "--latent-dim", "8", "--hyper.hidden", "16", "--siren.hidden", "16", "--quiet",
+                 "--out", str(textures)]) == 0
+    assert (textures / "model.safetensors").exists()
