@@ -63,7 +63,8 @@ class SDFFitConfig:
     loss: SDFLossConfig = dc_field(default_factory=SDFLossConfig)
     siren: SirenConfig = dc_field(default_factory=lambda: SirenConfig(hidden=(128, 128, 128)))
     hash: HashSDFConfig = dc_field(default_factory=HashSDFConfig)
-    hcinr: HCINRConfig = dc_field(default_factory=HCINRConfig)
+    # In 3-D a dense 32^3 level alone holds 131k features: one dense level of 8^3, then hashed ones.
+    hcinr: HCINRConfig = dc_field(default_factory=lambda: HCINRConfig(base_resolution=8, dense_levels=1))
 
     def resolved_train(self) -> TrainConfig:
         """Train settings with the field's defaults filled in where the user gave none."""
