@@ -11,7 +11,7 @@ optimisation steps only; one short fit of each field first keeps kernel loading 
 Each field is sized to the budget (closest parameter count; widths in
 multiples of 16): SIREN and the Fourier MLP (128 Gaussian features, sigma 10) by their three hidden
 widths, the hash field (8 levels from 8 cells to the image size, two hidden layers of 64) by its
-table size and features per level (the fewest of 2, 4, 8 within 10% of the budget: a small image's
+table size and features per level (the fewest of 2, 4, 8 within 20% of the budget: a small image's
 grid holds few rows), HC-INR by its compact SIREN's width and finest levels to `--hcinr-share` of
 the budget (the issue's target compares HC-INR at <= 70% of SIREN's parameters).
 
@@ -73,7 +73,7 @@ def sized_options(field: str, budget: int, d_out: int, height: int, width: int) 
         grid = {"n_levels": 8, "base_resolution": 8, "finest_resolution": max(8, height, width)}
         per_f = [closest(({**base, "grid": {**grid, "n_features_per_level": f, "log2_hashmap_size": t}}
                           for t in range(6, 22)), budget, d_out, field) for f in (2, 4, 8)]
-        near = [o for o in per_f if abs(n_params(field, d_out, o) - budget) <= 0.1 * budget]
+        near = [o for o in per_f if abs(n_params(field, d_out, o) - budget) <= 0.2 * budget]
         return near[0] if near else closest(per_f, budget, d_out, field)  # the fewest features that fit
     if field == "hcinr":  # the compact SIREN takes about a third; the grids and hypernetworks the rest
         candidates = [{**base, "compact_hidden": (w,) * 3, "levels": levels, "log2_hashmap_size": t}
