@@ -1,7 +1,7 @@
 """HC-INR against SIREN, the Fourier-feature MLP and the hash field on images; one JSON line.
 
     python benchmarks/hcinr.py [--images ../shared/data/images] [--budgets 50000 200000] [--steps 500]
-                               [--seconds 60] [--size 256] [--fields siren fourier hash hcinr]
+                               [--seconds 60] [--size 256] [--fields siren fourier hash hcinr] [--modes steps time]
                                [--hcinr-share 0.7] [--threads 2] [--cost-steps 30]
 
 For every image (camera.png and the Kodak images of `--images`; a JSON line saying "skipped" where
@@ -159,6 +159,7 @@ def main() -> None:
     ap.add_argument("--size", type=int, default=256, help="downscale each image so its longer side is this")
     ap.add_argument("--fields", nargs="+", default=["siren", "fourier", "hash", "hcinr"])
     ap.add_argument("--hcinr-share", type=float, default=0.7, help="HC-INR's parameters as a share of the budget")
+    ap.add_argument("--modes", nargs="+", choices=("steps", "time"), default=["steps", "time"])
     ap.add_argument("--cost-steps", type=int, default=30)
     ap.add_argument("--threads", type=int, default=None)
     args = ap.parse_args()
@@ -177,7 +178,7 @@ def main() -> None:
     for budget in args.budgets:
         for field in args.fields:
             target = round(budget * (args.hcinr_share if field == "hcinr" else 1.0))
-            for mode in ("steps", "time"):
+            for mode in args.modes:
                 per_image = {}
                 for name, image in images.items():
                     h, w, c = image.shape
@@ -201,7 +202,7 @@ def main() -> None:
                      "hcinr_s_per_step": round(s_ours, 5), "siren_s_per_step": round(s_siren, 5),
                      "ratio": round(s_ours / s_siren, 3)}
     print(json.dumps({"benchmark": "hcinr", "images": list(images), "size": args.size,
-                      "threads": torch.get_num_threads(), "steps": args.steps, "seconds": args.seconds,
+                      "threads": torch.get_num_threads(), "modes": args.modes, "steps": args.steps, "seconds": args.seconds,
                       "budgets": args.budgets, "hcinr_share": args.hcinr_share, "results": results,
                       "step_cost": step_cost, "targets": targets(results, step_cost, args.hcinr_share)},
                      separators=(",", ":")))
