@@ -6,8 +6,7 @@ import json
 from pathlib import Path
 
 from inr.errors import InputError
-from inr.fields import FIELDS
-from inr.train.image import ImageFitConfig, build_image_task
+from inr.train.image import IMAGE_FIELDS, ImageFitConfig, build_image_task
 from inr.train.loop import resolve_device
 from inr.train.rundir import RunDir
 
@@ -30,10 +29,10 @@ def add_fit_parser(kinds) -> None:
                          formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     p.add_argument("target", nargs="?", default=argparse.SUPPRESS, metavar="PATH|SCENE",
                    help="image file or built-in scene name (default: camera)")
-    p.add_argument("--field", choices=list(FIELDS), default=argparse.SUPPRESS, help="field kind (default: hash)")
+    p.add_argument("--field", choices=list(IMAGE_FIELDS), default=argparse.SUPPRESS, help="field kind (default: hash)")
     p.add_argument("--size", type=int, dest="size", default=argparse.SUPPRESS, metavar="PIXELS",
                    help="downscale the target so its longer side is PIXELS (default: as is)")
-    add_fit_options(p, "runs/<target>-<field>", ImageFitConfig(), FIELDS)
+    add_fit_options(p, "runs/<target>-<field>", ImageFitConfig(), IMAGE_FIELDS)
     add_from_option(p)
     p.set_defaults(handler=fit_image_command)
 
@@ -59,8 +58,8 @@ def fit_image_command(args) -> int:
     if args.from_run:  # condition a trained collection instead of fitting from scratch
         return fit_image_from_collection(args)
     run, cfg = fit_settings(args, "image", ImageFitConfig, TOP_LEVEL)
-    if run is None and cfg.field not in FIELDS:
-        raise InputError(f"unknown field {cfg.field!r}; expected one of {', '.join(FIELDS)}")
+    if run is None and cfg.field not in IMAGE_FIELDS:
+        raise InputError(f"unknown field {cfg.field!r}; expected one of {', '.join(IMAGE_FIELDS)}")
     image = resolve_image(cfg.target, cfg.size)
     train_cfg = cfg.resolved_train()
     device = resolve_device(train_cfg.device)

@@ -76,13 +76,25 @@ def eval_command(args) -> int:
     return 0
 
 
+def params_by_part(state: dict) -> dict[str, int]:
+    """Parameter count per top-level part of the model (an HC-INR field: grids, hypernetworks,
+    compact; a hash field: grid, net), in the order they are stored."""
+    parts: dict[str, int] = {}
+    for name, tensor in state.items():
+        part = name.split(".", 1)[0]
+        parts[part] = parts.get(part, 0) + tensor.numel()
+    return parts
+
+
 def info_command(args) -> int:
     run, config, _ = _run_kind(args.run)
     rows = list(run.metrics())
     final = next((r for r in reversed(rows) if r.get("final")), None)
+    state = run.load_model_state()
     print(json.dumps({
         "run": str(run.path), "kind": config["kind"], "version": config["version"],
-        "field": config["field"], "params": sum(t.numel() for t in run.load_model_state().values()),
+        "field": config["field"], "params": sum(t.numel() for t in state.values()),
+        "params_by_part": params_by_part(state),
         "data": config.get("data"), "train": config.get("fit", {}).get("train"),
         "steps": final["step"] if final else (rows[-1]["step"] if rows else 0),
         "seconds": final["time"] if final else None, "final": final["eval"] if final else None,
@@ -91,8 +103,35 @@ def info_command(args) -> int:
     return 0
 
 
+def _option_strings(parser: argparse.ArgumentParser) -> set[str]:
+    """Every option of `parser` and of its subcommands."""
+    found = set()
+    for action in parser._actions:
+        found.update(action.option_strings)
+        if isinstance(action, argparse._SubParsersAction):
+            for sub in action.choices.values():
+                found |= _option_strings(sub)
+    return found
+
+
+def unknown_options(parser: argparse.ArgumentParser, extra: list[str]) -> str:
+    """One line for arguments no command takes; an unknown --BLOCK.key lists that block's keys."""
+    option = next((a for a in extra if a.startswith("--")), extra[0])
+    message = f"unknown option {option}" if option.startswith("--") else f"unexpected argument(s) {' '.join(extra)}"
+    if option.startswith("--") and "." in option:
+        block = option.split("=", 1)[0].rsplit(".", 1)[0] + "."
+        known = sorted(o for o in _option_strings(parser) if o.startswith(block))
+        if known:
+            message += f" (known {block}* options: {', '.join(known)})"
+    return message
+
+
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args, extra = parser.parse_known_args(argv)
+    if extra:  # one line and exit code 2, as every other bad input (argparse would print its usage)
+        print(f"inr: error: {unknown_options(parser, extra)}", file=sys.stderr)
+        return 2
     try:
         return args.handler(args)
     except InputError as e:

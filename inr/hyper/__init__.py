@@ -10,14 +10,19 @@ one set per instance, many instances per batch through the batched MLP op.
 Modes (`HyperConfig.mode`): full weights, FiLM scale and shift, shift-only (Functa), low-rank
 theta_0 + U V^T; targets by name pattern or last k layers; chunked heads; MIP (`inr.hyper.mip`)
 or the SIREN paper's initialisation. Conditioning: `AutoDecoder`, `ConvEncoder`, `SetEncoder`.
+
+`HCINRField` (`inr.hyper.hcinr`, field kind "hcinr"): hierarchical hypernetwork coordinate warps
+(HC-INR) in front of a compact field.
 """
 from .conditioning import SOURCES, AutoDecoder, ConvEncoder, SetEncoder
 from .field import HyperField, build_hyper_field, hyper_config_dict
 from .generator import INITS, HyperConfig, HyperNetwork
+from .hcinr import HCINRConfig, HCINRField
 from .mip import mip_encode
 from .modes import MODES
 from .targets import Target, mlp_parameters, select_targets
 
-__all__ = ["INITS", "MODES", "SOURCES", "AutoDecoder", "ConvEncoder", "HyperConfig", "HyperField", "HyperNetwork",
+__all__ = ["INITS", "MODES", "SOURCES", "AutoDecoder", "ConvEncoder", "HCINRConfig", "HCINRField", "HyperConfig",
+           "HyperField", "HyperNetwork",
            "SetEncoder", "Target", "build_hyper_field", "hyper_config_dict", "mip_encode", "mlp_parameters",
            "select_targets"]

@@ -33,7 +33,7 @@ from torch.optim.adam import adam as _torch_adam
 
 from inr.backends import Backend
 
-__all__ = ["CPUAdam", "hash_tables", "make_adam"]
+__all__ = ["CPUAdam", "hash_tables", "make_adam", "model_param_groups"]
 
 
 def _ext():
@@ -102,6 +102,14 @@ class CPUAdam(torch.optim.Optimizer):
             if dense[0]:
                 ext.adam_dense_(*dense, lr, b1, b2, eps)
         return loss
+
+
+def model_param_groups(model: torch.nn.Module, lr: float) -> list[dict]:
+    """The model's own parameter groups where it has them (HC-INR trains its warp at another lr
+    and Adam setting than its compact field), else one group at `lr`."""
+    if hasattr(model, "param_groups"):
+        return model.param_groups(lr)
+    return [{"params": list(model.parameters()), "lr": lr}]
 
 
 def hash_tables(model: torch.nn.Module | None) -> list[torch.Tensor]:

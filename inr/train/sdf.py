@@ -13,13 +13,15 @@ import torch
 from inr.atomic import atomic_write_bytes
 from inr.errors import InputError
 from inr.fields import Field, HashSDFConfig, SirenConfig, build_field
+from inr.hyper.hcinr import HCINRConfig
 from inr.signals.sdf import (METRIC_SCALE, SampleConfig, SDFTarget, sample_pool, sdf_gradient, siren_sdf_loss,
                              supervised_sdf_loss)
 
 from .loop import TrainConfig
+from .optim import model_param_groups
 
 # `--field` choices -> the field kind that is built (and stored in config.json).
-SDF_FIELDS = {"hash": "hash_sdf", "siren": "siren"}
+SDF_FIELDS = {"hash": "hash_sdf", "siren": "siren", "hcinr": "hcinr"}
 LOSSES = ("supervised", "siren")
 
 # Settings measured on 2 CPU cores (benchmarks/sdf_fit.py): the default hash fit of the composite shape
@@ -28,8 +30,10 @@ FIELD_TRAIN_DEFAULTS = {
     # instant-ngp's Adam for hash tables (beta2 0.99, eps 1e-15).
     "hash": {"steps": 150, "lr": 1e-2, "batch_size": 1 << 15, "beta2": 0.99, "eps": 1e-15, "schedule": "exp"},
     "siren": {"steps": 1000, "lr": 1e-4, "batch_size": 1 << 13, "beta2": 0.999, "eps": 1e-8, "schedule": "constant"},
+    # HC-INR: its compact SIREN as SIREN (the warp's lr and Adam are HCINRField.param_groups').
+    "hcinr": {"steps": 1000, "lr": 1e-4, "batch_size": 1 << 13, "beta2": 0.999, "eps": 1e-8, "schedule": "constant"},
 }
-FIELD_LOSS_DEFAULTS = {"hash": "supervised", "siren": "supervised"}
+FIELD_LOSS_DEFAULTS = {"hash": "supervised", "siren": "supervised", "hcinr": "supervised"}
 
 
 @dataclass
@@ -59,6 +63,8 @@ class SDFFitConfig:
     loss: SDFLossConfig = dc_field(default_factory=SDFLossConfig)
     siren: SirenConfig = dc_field(default_factory=lambda: SirenConfig(hidden=(128, 128, 128)))
     hash: HashSDFConfig = dc_field(default_factory=HashSDFConfig)
+    # In 3-D a dense 32^3 level alone holds 131k features: one dense level of 8^3, then hashed ones.
+    hcinr: HCINRConfig = dc_field(default_factory=lambda: HCINRConfig(base_resolution=8, dense_levels=1))
 
     def resolved_train(self) -> TrainConfig:
         """Train settings with the field's defaults filled in where the user gave none."""
@@ -79,6 +85,11 @@ class SDFFitConfig:
             raise InputError(f"unknown loss {self.loss.kind!r}; expected one of {', '.join(LOSSES)}")
         if not 2 <= self.eval_resolution <= 1024:
             raise InputError(f"eval_resolution must be in 2..1024, got {self.eval_resolution}")
+        if self.field == "hcinr":  # before the ground truth is computed: a bad warp is reported at once
+            try:
+                self.hcinr.validate(3)
+            except ValueError as e:
+                raise InputError(f"invalid hcinr field config: {e}") from None
         if self.sign_rays < 1:
             raise InputError(f"sign_rays must be >= 1, got {self.sign_rays}")
         s = self.samples
@@ -107,7 +118,7 @@ class SDFTask:
         self.last_mesh: tuple[np.ndarray, np.ndarray] | None = None
 
     def param_groups(self, lr: float) -> list[dict]:
-        return [{"params": list(self.model.parameters()), "lr": lr}]
+        return model_param_groups(self.model, lr)
 
     def _draw(self, n: int, size: int) -> torch.Tensor:
         return torch.randint(0, size, (n,), generator=self.generator, device=self.device)
