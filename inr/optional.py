@@ -18,7 +18,7 @@ from .errors import InputError
 
 
 @functools.lru_cache(maxsize=None)
-def _open3d_import_error() -> str | None:
+def open3d_import_error() -> str | None:
     """Why open3d cannot be imported, in one line; None when it can."""
     try:
         import open3d  # noqa: F401
@@ -37,12 +37,12 @@ def _open3d_import_error() -> str | None:
 
 
 def open3d_available() -> bool:
-    return _open3d_import_error() is None
+    return open3d_import_error() is None
 
 
 def require_open3d():
     """The open3d module, or an InputError naming what is missing and how to install it."""
-    error = _open3d_import_error()
+    error = open3d_import_error()
     if error is not None:
         raise InputError(error)
     import open3d

@@ -6,7 +6,7 @@ import os
 import pytest
 import torch
 
-from inr.optional import _open3d_import_error
+from inr.optional import open3d_import_error
 
 
 def pytest_configure(config):
@@ -21,7 +21,7 @@ def pytest_configure(config):
 def pytest_collection_modifyitems(config, items):
     """Tests marked `open3d` (SDF ground truth and metrics, procedural multi-view scenes) skip
     with the reason where open3d cannot be imported, e.g. without the system's libusb-1.0."""
-    reason = _open3d_import_error()
+    reason = open3d_import_error()
     if reason is None:
         return
     skip = pytest.mark.skip(reason=reason)

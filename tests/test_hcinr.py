@@ -14,6 +14,7 @@ from inr.fields import SirenConfig, SirenField, build_field
 from inr.hyper.hcinr import HCINRConfig, HCINRField
 from inr.hyper.hcinr import config as hcinr_config
 from inr.train.rundir import CONFIG
+from test_cli_image import _fails  # one line, exit 2, naming the needles
 
 TINY = dict(levels=2, dense_levels=1, base_resolution=4, per_level_scale=2.0, n_features=2, log2_hashmap_size=6,
             code_dim=4, hyper_hidden=(8,), compact_hidden=(8, 8))
@@ -203,15 +204,6 @@ def test_resume_continues_an_hcinr_run(tmp_path):
     assert main([*args, "--steps", "20", "--checkpoint-every", "10", "--out", str(out)]) == 0
     assert main(["fit", "image", "--resume", "--out", str(out), "--steps", "40", "--quiet"]) == 0
     assert _final(out)["step"] == 40
-
-
-def _fails(args, capsys, *needles):
-    capsys.readouterr()
-    assert main(args) == 2
-    err = capsys.readouterr().err.strip()
-    assert err.startswith("inr: error:") and len(err.splitlines()) == 1, err
-    for needle in needles:
-        assert needle in err, err
 
 
 def test_bad_input_is_one_line_exit_2_and_no_run_directory(tmp_path, capsys, monkeypatch):

@@ -22,17 +22,17 @@ def broken_open3d(tmp_path, monkeypatch):
     for name in [m for m in sys.modules if m == "open3d" or m.startswith("open3d.")]:
         monkeypatch.delitem(sys.modules, name)
     monkeypatch.setattr(sys, "path", [str(fake.parent), *sys.path])
-    optional._open3d_import_error.cache_clear()
+    optional.open3d_import_error.cache_clear()
     yield
-    optional._open3d_import_error.cache_clear()
+    optional.open3d_import_error.cache_clear()
 
 
 @pytest.fixture
 def no_open3d(monkeypatch):
     monkeypatch.setitem(sys.modules, "open3d", None)  # `import open3d` raises ModuleNotFoundError
-    optional._open3d_import_error.cache_clear()
+    optional.open3d_import_error.cache_clear()
     yield
-    optional._open3d_import_error.cache_clear()
+    optional.open3d_import_error.cache_clear()
 
 
 def _one_line_error(capsys) -> str:

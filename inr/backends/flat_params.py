@@ -6,16 +6,12 @@ from __future__ import annotations
 import torch
 
 from .contracts import MLPSpec, Params
-from .torch_mlp import mlp_forward
+from .torch_mlp import mlp_forward, weight_and_bias
 
 
 def layer_params(params: Params, spec: MLPSpec) -> list[torch.Tensor | None]:
     """The flat [W0, b0, W1, b1, ...] list of `params` (None for absent biases)."""
-    flat = []
-    for i in range(spec.n_layers):
-        flat.append(params[f"layers.{i}.weight"])
-        flat.append(params.get(f"layers.{i}.bias") if spec.bias else None)
-    return flat
+    return [t for i in range(spec.n_layers) for t in weight_and_bias(params, i, spec)]
 
 
 def params_from_flat(flat, spec: MLPSpec) -> Params:

@@ -110,9 +110,7 @@ class CollectionFitConfig:
             raise InputError("latent_dim and signals_per_batch must be >= 1")
         if not 0 < self.observed <= 1:
             raise InputError(f"observed must be in (0, 1], got {self.observed}")
-        world = distributed.world_size()
-        if self.signals_per_batch % world:
-            raise InputError(f"--signals-per-batch {self.signals_per_batch} must be a multiple of the {world} processes")
+        distributed.check_signals_per_batch(self.signals_per_batch)
 
 
 class CollectionModel(nn.Module):

@@ -105,9 +105,7 @@ class SDFCollectionFitConfig:
             raise InputError(f"loss.surface_fraction must be in (0, 1), got {self.loss.surface_fraction}")
         if self.loss.eikonal_weight < 0 or self.loss.normal_weight < 0:
             raise InputError("loss weights must be >= 0")
-        world = distributed.world_size()
-        if self.signals_per_batch % world:
-            raise InputError(f"--signals-per-batch {self.signals_per_batch} must be a multiple of the {world} processes")
+        distributed.check_signals_per_batch(self.signals_per_batch)
 
 
 # -- the members' training points -------------------------------------------------------------------

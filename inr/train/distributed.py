@@ -16,6 +16,8 @@ from typing import TypeVar
 import torch
 import torch.distributed as dist
 
+from inr.errors import InputError
+
 T = TypeVar("T")
 
 
@@ -80,6 +82,13 @@ def made_by_main(make: Callable[[], T], join: Callable[[], T]) -> T:
     value = make() if is_main() else join()
     barrier()
     return value
+
+
+def check_signals_per_batch(signals_per_batch: int) -> None:
+    """InputError unless the signals of a batch split evenly over the processes (each takes its slice)."""
+    world = world_size()
+    if signals_per_batch % world:
+        raise InputError(f"--signals-per-batch {signals_per_batch} must be a multiple of the {world} processes")
 
 
 def shutdown() -> None:
