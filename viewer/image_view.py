@@ -1,6 +1,7 @@
 """The image view: the fitted image on a plane, re-queried at the screen's resolution wherever the
 browser's camera looks (pan and zoom are continuous super-resolution), beside the ground truth and
-an error heat map, with a PSNR readout and a crop export.
+an error heat map, with a PSNR readout and a crop export. An HC-INR field's warp can be drawn over
+the fitted image as a deformed grid (the warped positions of a regular lattice, `warp_overlay`).
 
 The plane is z = 0 of the scene, y up: image coordinates (u, v) in [-1, 1]^2 (x right, y down,
 `inr.signals.image.pixel_coords`) sit at (u * sx, -v * sy) with (sx, sy) the image's aspect, the
@@ -23,11 +24,14 @@ from .base import View, heat, to_uint8
 from .cameras import pinhole
 from .render_loop import CameraState
 from .server import background
+from .warp_overlay import has_warp, lattice_segments
 
 GAP = 0.1       # between the panels, in scene units
 BACKDROP = 0.16  # grey around the fitted image
 MAX_EXPORT = 4096
 FACING = (0.0, 1.0, 0.0, 0.0)  # viser draws an image's top row at its local -y: turn it about x to face +z, top up
+WARP_LINES = 24  # lattice lines per direction of the deformed grid
+WARP_COLOR = (255, 220, 60)
 
 
 class ImageView(View):
@@ -49,6 +53,14 @@ class ImageView(View):
             self.show_target = gui.add_checkbox("Ground truth and error", True)
             self.export = gui.add_button("Export crop (PNG)")
         self.show_target.on_update(lambda _: self._set_panels_visible())
+        self.show_warp = self._warp = None
+        if has_warp(self.source.module):
+            with gui.add_folder("Warp (HC-INR)"):
+                self.show_warp = gui.add_checkbox("Deformed grid", False)
+                self.warp_gain = gui.add_slider("Exaggeration", 1.0, 50.0, 1.0, 1.0)
+                self.warp_info = gui.add_markdown("")
+            for handle in (self.show_warp, self.warp_gain):
+                handle.on_update(lambda _: self.update_warp())
         self.export.on_click(lambda event: background(self.export_crop, event.client))
         self._target = self._panel("/target", to_uint8(self.target), 1, "ground truth")
         self._error: list = []
@@ -77,7 +89,28 @@ class ImageView(View):
     def weights_changed(self) -> None:
         if time.monotonic() - self._error_at > 2.0:  # the error map costs a full render: at most every 2 s
             self.update_error()
+        self.update_warp()
         self.redraw()
+
+    def update_warp(self) -> None:
+        """Draw (or hide) the deformed grid: the lattice's warped positions as line segments just
+        in front of the fitted image, displacements times the exaggeration slider."""
+        if self.show_warp is None:
+            return
+        if not self.show_warp.value:
+            if self._warp is not None:
+                self._warp.visible = False
+            return
+        gain = float(self.warp_gain.value)
+        seg, largest = lattice_segments(self.source.module, WARP_LINES, gain=gain)
+        # image (u, v) -> the plane's (u * sx, -v * sy), a hair in front of the fitted image
+        points = np.stack([seg[..., 0] * self.sx, -seg[..., 1] * self.sy, np.full(seg.shape[:2], 1e-3)], -1)
+        self._warp = self.server.scene.add_line_segments("/warp", points.astype(np.float32), WARP_COLOR,
+                                                         thickness=1.5, thickness_units="screen")
+        self.warp_segments = seg
+        pixels = largest * max(self.width, self.height) / 2  # [-1, 1] spans the longer side
+        self.warp_info.content = (f"{WARP_LINES}x{WARP_LINES} lattice, displacements drawn x{gain:g}; "
+                                  f"largest |x_L - x| = {largest:.3g} ({pixels:.2f} px)")
 
     def update_error(self) -> None:
         """The PSNR readout and the error heat map at the fitted resolution."""

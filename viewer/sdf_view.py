@@ -1,6 +1,7 @@
 """The SDF view, in the field's frame ([-1, 1]^3, y up): the marching-cubes mesh at a chosen
 resolution, a slice plane through the field drawn as a signed-distance heat map with the zero level
-set, and a sphere-traced shaded render from the browser's camera."""
+set (or, for an HC-INR field, its warp: |x_L - x| as a heat map, `warp_overlay`), and a
+sphere-traced shaded render from the browser's camera."""
 from __future__ import annotations
 
 import math
@@ -12,15 +13,17 @@ import torch
 from inr.render.marching_cubes import evaluate, extract_mesh
 from inr.render.sphere_trace import orbit_camera, render_sdf
 
-from .base import View, to_uint8
+from .base import View, heat, to_uint8
 from .cameras import matrix_to_quat
 from .render_loop import CameraState
 from .server import background
+from .warp_overlay import displacement, has_warp
 
 DISPLAYS = ("mesh", "sphere-traced")
 AXES = {"x": 0, "y": 1, "z": 2}
 SLICE_PIXELS = 192
 INITIAL_FOV = 40.0  # degrees, as `inr render sdf`
+SLICE_SHOWS = ("signed distance", "warp |x_L - x|")  # the second for fields with a warp (HC-INR)
 
 
 def slice_points(axis: int, offset: float, n: int) -> torch.Tensor:
@@ -67,11 +70,15 @@ class SDFView(View):
             self.slice_axis = gui.add_dropdown("Slice axis", tuple(AXES), initial_value="z")
             self.slice_offset = gui.add_slider("Slice position", -1.0, 1.0, 0.01, 0.0)
             self.show_slice = gui.add_checkbox("Show slice", True)
+            warp = has_warp(self.source.module)
+            self.slice_shows = gui.add_dropdown("Slice shows", SLICE_SHOWS if warp else SLICE_SHOWS[:1],
+                                                initial_value=SLICE_SHOWS[0])
+            self.slice_info = gui.add_markdown("")
         self._mesh_lock = threading.Lock()
         self._mesh_stale = False
         self.display.on_update(lambda _: self._set_display())
         self.resolution.on_update(lambda _: background(self.update_mesh))
-        for handle in (self.slice_axis, self.slice_offset, self.show_slice):
+        for handle in (self.slice_axis, self.slice_offset, self.show_slice, self.slice_shows):
             handle.on_update(lambda _: self.update_slice())
         self._mesh = None
         self.update_mesh()
@@ -110,6 +117,12 @@ class SDFView(View):
     def slice_image(self) -> np.ndarray:
         axis = AXES[self.slice_axis.value]
         points = slice_points(axis, float(self.slice_offset.value), SLICE_PIXELS)
+        if self.slice_shows.value != SLICE_SHOWS[0]:  # how far the warp moves each point of the plane
+            moved = displacement(self.source.module, points).reshape(SLICE_PIXELS, SLICE_PIXELS).numpy()
+            hi = max(float(moved.max()), 1e-9)
+            self.slice_info.content = f"warp: |x_L - x| up to {hi:.3g} (dark blue 0, red {hi:.3g})"
+            return heat(moved, 0.0, hi)
+        self.slice_info.content = ""
         values = evaluate(self.field_fn, points, 1 << 16, self.device)
         return sdf_colors(values.reshape(SLICE_PIXELS, SLICE_PIXELS).numpy())
 
