@@ -46,14 +46,14 @@ def add_run_options(p: argparse.ArgumentParser, default_out: str) -> None:
     add_view_flag(p)
 
 
-def add_fit_options(p: argparse.ArgumentParser, default_out: str, defaults, blocks) -> None:
+def add_fit_options(p: argparse.ArgumentParser, default_out: str, defaults, blocks, skip: tuple[str, ...] = ()) -> None:
     """The run options, the train options of `defaults` and one --BLOCK.* option per leaf of each of
-    its config `blocks`."""
+    its config `blocks` but the dotted paths in `skip`."""
     add_run_options(p, default_out)
     add_dataclass_options(p, defaults.train, "train.", "", FLAG_ALIASES, skip=TRAIN_BACKEND_DESTS)
     add_backend_options(p, "train.")
     for block in blocks:
-        add_dataclass_options(p, getattr(defaults, block), f"{block}.", f"{block}.")
+        add_dataclass_options(p, getattr(defaults, block), f"{block}.", f"{block}.", skip=skip)
 
 
 def check_train(t: TrainConfig) -> None:

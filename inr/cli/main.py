@@ -6,6 +6,7 @@ import json
 import sys
 
 from inr.errors import InputError
+from inr.hyper.hcinr import PARTS as HCINR_PARTS
 
 from . import (
     collection_commands,
@@ -78,10 +79,13 @@ def eval_command(args) -> int:
 
 def params_by_part(state: dict) -> dict[str, int]:
     """Parameter count per top-level part of the model (an HC-INR field: grids, hypernetworks,
-    compact; a hash field: grid, net), in the order they are stored."""
+    compact; a hash field: grid, net; a NeRF with the HC-INR encoding: encoding.grids, ...), in
+    the order they are stored."""
     parts: dict[str, int] = {}
     for name, tensor in state.items():
         part = name.split(".", 1)[0]
+        if name.startswith("encoding.") and name.split(".")[1] in HCINR_PARTS:  # a NeRF's HC-INR encoding
+            part = ".".join(name.split(".")[:2])
         parts[part] = parts.get(part, 0) + tensor.numel()
     return parts
 

@@ -39,7 +39,9 @@ def add_fit_parser(kinds) -> None:
     p.add_argument("--loss", choices=("mse", "huber"), default=argparse.SUPPRESS, help="colour loss (default: mse)")
     p.add_argument("--eval-views", dest="eval_views", type=int, default=argparse.SUPPRESS,
                    help="validation views per evaluation during training (default: 10)")
-    add_fit_options(p, "runs/<scene>-nerf", NerfFitConfig(), ("field", "march", "occupancy"))
+    # HC-INR's settings are the --hcinr.* block (as for images and SDFs), not a --field.hcinr JSON
+    add_fit_options(p, "runs/<scene>-nerf", NerfFitConfig(), ("field", "march", "occupancy", "hcinr"),
+                    skip=("field.hcinr",))
     p.set_defaults(handler=fit_nerf_command)
 
 
@@ -84,6 +86,8 @@ def fit_nerf_command(args) -> int:
     if run is None and "field.aabb" in vars(args):  # derived, not chosen: a flag would be silently replaced
         raise InputError("field.aabb is set from the dataset (its scale, offset and aabb_scale); "
                          "edit those in transforms.json to change the scene box")
+    if cfg.field.encoding != "hcinr" and any(k.startswith("hcinr.") for k in vars(args)):
+        raise InputError("--hcinr.* options need --field.encoding hcinr")
     try:
         cfg.check()
     except ValueError as e:

@@ -6,11 +6,13 @@
     d --spherical harmonics (degree 4)--------------------------+--> colour MLP (64, 64) --> sigmoid RGB
 
 The encoding is a multiresolution hash grid ("hash", the default), or for comparison a frequency
-encoding ("frequency", as the original NeRF) or a SIREN trunk ("siren": sine activations on x).
+encoding ("frequency", as the original NeRF) or a SIREN trunk ("siren": sine activations on x), or
+HC-INR ("hcinr", `inr.hyper.hcinr`): its hierarchical warp maps the point x -> x_L, and its compact
+field on [x_L, code] is the density MLP (the `hcinr` settings replace `density_hidden`).
 """
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 
 import torch
 
@@ -20,7 +22,7 @@ from inr.nn import MLP, MLPSpec
 from .base import Field, Params
 from .hash import grid_config
 
-ENCODINGS = ("hash", "frequency", "siren")
+ENCODINGS = ("hash", "frequency", "siren", "hcinr")
 
 
 class TruncExp(torch.autograd.Function):
@@ -60,6 +62,7 @@ class NerfFieldConfig:
     color_hidden: tuple[int, ...] = (64, 64)
     sh_degree: int = 4
     density_bias: float = -1.0  # density = trunc_exp(output + density_bias)
+    hcinr: dict = field(default_factory=dict)  # hcinr only: HCINRConfig keys (inr fit nerf's --hcinr.* block)
 
 
 class NerfField(Field):
@@ -89,17 +92,20 @@ class NerfField(Field):
             raise ValueError(f"aabb max must exceed min, got {list(self.cfg.aabb)}")
         self.register_buffer("aabb", aabb, persistent=False)
         activation, init = "relu", "he"
-        if self.cfg.encoding == "hash":
-            self.encoding = HashGrid(3, grid_config(self.cfg.grid), generator=generator)
-            n_enc = self.encoding.n_output_dims
-        elif self.cfg.encoding == "frequency":
-            self.encoding = FrequencyEncoding(3, self.cfg.n_frequencies)
-            n_enc = self.encoding.n_output_dims
+        if self.cfg.encoding == "hcinr":  # the warp and the density MLP are one HC-INR field
+            self.encoding, self.density_net = hcinr_density(self.cfg, generator), None
         else:
-            self.encoding, n_enc, activation, init = None, 3, "sine", "siren"
-        self.density_net = MLP(MLPSpec(n_enc, tuple(self.cfg.density_hidden), self.cfg.geo_features,
-                                       activation=activation, w0_first=self.cfg.w0, w0_hidden=self.cfg.w0),
-                               init=init, generator=generator)
+            if self.cfg.encoding == "hash":
+                self.encoding = HashGrid(3, grid_config(self.cfg.grid), generator=generator)
+                n_enc = self.encoding.n_output_dims
+            elif self.cfg.encoding == "frequency":
+                self.encoding = FrequencyEncoding(3, self.cfg.n_frequencies)
+                n_enc = self.encoding.n_output_dims
+            else:
+                self.encoding, n_enc, activation, init = None, 3, "sine", "siren"
+            self.density_net = MLP(MLPSpec(n_enc, tuple(self.cfg.density_hidden), self.cfg.geo_features,
+                                           activation=activation, w0_first=self.cfg.w0, w0_hidden=self.cfg.w0),
+                                   init=init, generator=generator)
         self.directions = SphericalHarmonics(self.cfg.sh_degree)
         self.color_net = MLP(MLPSpec(self.cfg.geo_features + self.directions.n_output_dims,
                                      tuple(self.cfg.color_hidden), 3, output_activation="sigmoid"),
@@ -113,13 +119,17 @@ class NerfField(Field):
     def geometry(self, x: torch.Tensor, params: Params | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         """(density [...], geometric features [..., geo_features]) at world positions x."""
         u, inside = self._unit(x)
-        if self.cfg.encoding == "hash":
-            enc = self.encoding(u, table=params.get("encoding.params") if params else None)
-        elif self.cfg.encoding == "frequency":
-            enc = self.encoding(u * 2 - 1)
+        if self.cfg.encoding == "hcinr":
+            sub = {k[len("encoding."):]: v for k, v in params.items() if k.startswith("encoding.")} if params else None
+            h = self.encoding(u * 2 - 1, sub)
         else:
-            enc = u * 2 - 1
-        h = self.density_net(enc, params, prefix="density_net.")
+            if self.cfg.encoding == "hash":
+                enc = self.encoding(u, table=params.get("encoding.params") if params else None)
+            elif self.cfg.encoding == "frequency":
+                enc = self.encoding(u * 2 - 1)
+            else:
+                enc = u * 2 - 1
+            h = self.density_net(enc, params, prefix="density_net.")
         density = trunc_exp(h[..., 0] + self.cfg.density_bias) * inside
         return density, h
 
@@ -134,9 +144,32 @@ class NerfField(Field):
         density, h = self.geometry(x, params)
         return self.color(h, dirs, params), density
 
+    def param_groups(self, lr: float) -> list[dict]:
+        """One group at `lr`; with HC-INR, its own groups scaled so that the warp (grids and
+        hypernetworks) trains at the run's `lr` (instant-ngp's 1e-2, as the hash tables) and its
+        compact field (the density MLP) `warp_lr_scale` times slower; the colour MLP at `lr`."""
+        if self.cfg.encoding != "hcinr":
+            return [{"params": list(self.parameters()), "lr": lr}]
+        groups = self.encoding.param_groups(lr / self.encoding.cfg.warp_lr_scale)
+        return groups + [{"params": list(self.color_net.parameters()), "lr": lr}]
+
     def config(self) -> dict:
         cfg = asdict(self.cfg)
         cfg["aabb"] = list(cfg["aabb"])
         if self.cfg.encoding == "hash":
             cfg["grid"] = self.encoding.config.to_dict()
+        if self.cfg.encoding == "hcinr":
+            cfg["hcinr"] = {k: v for k, v in self.encoding.config().items() if k not in ("kind", "d_in", "d_out")}
         return {"kind": self.kind, "d_in": self.d_in, "d_out": self.d_out, **cfg}
+
+
+def hcinr_density(cfg: NerfFieldConfig, generator: torch.Generator | None) -> Field:
+    """HC-INR on [-1, 1]^3 with `geo_features` outputs: the warp, then its compact field as the
+    density MLP. Imported here, not at the top: `inr.hyper` builds on `inr.fields`."""
+    from inr.hyper.hcinr import HCINRConfig, HCINRField
+
+    names = {f.name for f in fields(HCINRConfig)}
+    unknown = sorted(set(cfg.hcinr) - names)
+    if unknown:
+        raise ValueError(f"unknown hcinr option(s): {', '.join(unknown)}")
+    return HCINRField(3, cfg.geo_features, HCINRConfig(**cfg.hcinr), generator=generator)
