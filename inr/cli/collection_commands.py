@@ -26,7 +26,7 @@ from inr.train.loop import resolve_device
 from inr.train.rundir import RunDir
 
 from .builtin_collections import image_collection
-from .collection_fitting import add_hyper_option, collection_fit_settings, fit_record, run_collection_fit, seeded_model
+from .collection_fitting import add_field_option, add_hyper_option, collection_fit_settings, fit_record, run_collection_fit, seeded_model
 from .collection_sdf_commands import (
     add_sdf_collection_parser,
     evaluate_sdf_run,
@@ -35,7 +35,7 @@ from .collection_sdf_commands import (
 from .fitting import add_fit_options, default_out, new_run
 from .options import build_dataclass
 
-TOP_LEVEL = ("target", "size", "preset", "conditioning", "latent_dim", "latent_lr", "latent_penalty",
+TOP_LEVEL = ("target", "size", "preset", "field", "conditioning", "latent_dim", "latent_lr", "latent_penalty",
              "signals_per_batch", "observed")
 IMAGE_OUTPUTS = (".png", ".jpg", ".jpeg", ".tif", ".tiff")
 NEW_SIGNAL_DEFAULTS = {"steps": 100, "lr": 1e-2}  # `--from`: latent optimisation
@@ -49,6 +49,7 @@ def add_fit_parser(kinds) -> None:
     q.add_argument("target", nargs="?", default=argparse.SUPPRESS, metavar="DIR|COLLECTION",
                    help="folder of images, or built-in procedural textures (default: textures, 64 of 32x32)")
     add_hyper_option(q)
+    add_field_option(q)
     q.add_argument("--conditioning", choices=SOURCES, default=argparse.SUPPRESS,
                    help="latent (auto-decoder), conv (image encoder) or set (encoder of observed pixels) (default: latent)")
     q.add_argument("--size", type=int, default=argparse.SUPPRESS, metavar="PIXELS",
@@ -60,7 +61,7 @@ def add_fit_parser(kinds) -> None:
                             ("observed", float, "set encoder: fraction of pixels it sees (default: 0.25)")):
         q.add_argument(f"--{name.replace('_', '-')}", dest=name, type=tp, default=argparse.SUPPRESS, help=help_,
                        metavar=tp.__name__.upper())
-    add_fit_options(q, "runs/<collection>-<hyper>", CollectionFitConfig(), ("hyper", "siren"))
+    add_fit_options(q, "runs/<collection>-<hyper>", CollectionFitConfig(), ("hyper", "siren", "hcinr"))
     q.set_defaults(handler=fit_collection_command)
     add_sdf_collection_parser(signals)
 
@@ -214,7 +215,7 @@ def fit_image_from_collection(args) -> int:
     h, w, c = image.shape
     fit = ImageFitConfig(target=cfg.target, size=cfg.size, field=result.field.kind,
                          train=dataclasses.replace(cfg.train, steps=steps, lr=lr))
-    setattr(fit, result.field.kind, ccfg.siren)
+    setattr(fit, result.field.kind, getattr(ccfg, result.field.kind))  # the members' siren or hcinr settings
     out = Path(args.out) if args.out else default_out(cfg.target, "from-collection")
     run, created = new_run(args, out, {"kind": "image", "fit": dataclasses.asdict(fit), "field": result.field.config(),
                                        "data": {"source": cfg.target, "height": h, "width": w, "channels": c},

@@ -12,7 +12,7 @@ import torch
 
 from inr.errors import InputError
 from inr.train import distributed
-from inr.train.collection import PRESETS
+from inr.train.collection import COLLECTION_FIELDS, HCINR_TARGETS, PRESETS
 from inr.train.loop import resolve_device
 from inr.train.rundir import RunDir
 
@@ -27,14 +27,24 @@ def add_hyper_option(p: argparse.ArgumentParser) -> None:
                         "paper init), film, shift (Functa) or lowrank; --hyper.* options refine it (default: mip)")
 
 
+def add_field_option(p: argparse.ArgumentParser) -> None:
+    """--field siren|hcinr: the members' shared field (refined by --siren.* or --hcinr.*)."""
+    p.add_argument("--field", choices=list(COLLECTION_FIELDS), default=argparse.SUPPRESS,
+                   help="the field the hypernetwork conditions: siren, or hcinr (HC-INR: per-member warps "
+                        "over shared feature grids and a shared compact field; --hyper.targets 'compact.*' "
+                        "for per-member compact weights instead) (default: siren)")
+
+
 def apply_preset(cfg, args):
-    """--hyper PRESET sets mode/mip/init unless --hyper.* flags or --config set them."""
+    """--hyper PRESET sets mode/mip/init unless --hyper.* flags or --config set them; an HC-INR
+    field's hypernetwork generates its warp hypernetworks unless --hyper.targets says otherwise."""
     if cfg.preset not in PRESETS:
         raise InputError(f"unknown --hyper {cfg.preset!r}; expected one of {', '.join(PRESETS)}")
     explicit = {dest.split(".", 1)[1] for dest in vars(args) if dest.startswith("hyper.")}
     if args.config:
         explicit |= set(read_config_file(args.config).get("hyper") or {})
-    values = {k: v for k, v in PRESETS[cfg.preset].items() if k not in explicit}
+    preset = {**PRESETS[cfg.preset], **({"targets": HCINR_TARGETS} if cfg.field == "hcinr" else {})}
+    values = {k: v for k, v in preset.items() if k not in explicit}
     return dataclasses.replace(cfg, hyper=dataclasses.replace(cfg.hyper, **values))
 
 

@@ -30,11 +30,18 @@ from inr.train.loop import resolve_device
 from inr.train.rundir import RunDir
 
 from .builtin_collections import sdf_collection
-from .collection_fitting import add_hyper_option, collection_fit_settings, fit_record, run_collection_fit, seeded_model
+from .collection_fitting import (
+    add_field_option,
+    add_hyper_option,
+    collection_fit_settings,
+    fit_record,
+    run_collection_fit,
+    seeded_model,
+)
 from .fitting import add_fit_options
 from .options import build_dataclass
 
-TOP_LEVEL = ("target", "preset", "latent_dim", "latent_lr", "latent_penalty", "signals_per_batch", "sign_rays",
+TOP_LEVEL = ("target", "preset", "field", "latent_dim", "latent_lr", "latent_penalty", "signals_per_batch", "sign_rays",
              "eval_resolution", "eval_points")
 MESH_OUTPUTS = (".ply", ".obj", ".glb", ".stl", ".off")
 IMAGE_OUTPUTS = (".png", ".jpg", ".jpeg", ".tif", ".tiff")
@@ -50,6 +57,7 @@ def add_sdf_collection_parser(signals) -> None:
                    help="folder of meshes (OBJ, PLY, STL, OFF, GLB), or the built-in procedural family "
                         "(default: shapes, 16 spheres, tori, boxes and capsules; shapes-N for N)")
     add_hyper_option(q)
+    add_field_option(q)
     for name, tp, help_ in (("latent_dim", int, "width of each member's latent z (default: 64)"),
                             ("latent_lr", float, "learning rate of the auto-decoder's latents (default: 1e-2 with MIP, 1e-3 without)"),
                             ("latent_penalty", float, "weight of the latent-norm penalty (default: 1e-4)"),
@@ -59,7 +67,7 @@ def add_sdf_collection_parser(signals) -> None:
                             ("eval_points", int, "surface and IoU samples per member at evaluation (default: 20000)")):
         q.add_argument(f"--{name.replace('_', '-')}", dest=name, type=tp, default=argparse.SUPPRESS, help=help_,
                        metavar=tp.__name__.upper())
-    add_fit_options(q, "runs/<collection>-<hyper>", SDFCollectionFitConfig(), ("hyper", "siren", "samples", "loss"))
+    add_fit_options(q, "runs/<collection>-<hyper>", SDFCollectionFitConfig(), ("hyper", "siren", "hcinr", "samples", "loss"))
     q.set_defaults(handler=fit_sdf_collection_command)
 
 

@@ -15,8 +15,8 @@ import torch
 from torch import nn
 
 from inr.errors import InputError
-from inr.fields import SirenConfig, SirenField
-from inr.hyper import SOURCES, AutoDecoder, ConvEncoder, HyperConfig, HyperField, SetEncoder
+from inr.fields import Field, SirenConfig, SirenField
+from inr.hyper import SOURCES, AutoDecoder, ConvEncoder, HCINRConfig, HCINRField, HyperConfig, HyperField, SetEncoder
 from inr.signals.collection import ImageCollection
 from inr.signals.image import pixel_coords
 from inr.signals.metrics import SSIM_WIN, psnr, ssim
@@ -41,6 +41,22 @@ COLLECTION_TRAIN_DEFAULTS = {"steps": 2000, "batch_size": 1024, "schedule": "cos
 LR_DEFAULTS = {True: 2e-3, False: 1e-4}
 THETA0_LR = {True: 1e-4, False: None}  # None: the hypernetwork's lr
 LATENT_LR_DEFAULTS = {True: 1e-2, False: 1e-3}
+
+# The field every member shares the architecture of: a SIREN, or HC-INR (`--field hcinr`), whose
+# hypernetwork by default generates the per-level warp hypernetworks (`--hyper.targets` chooses:
+# "compact.*" gives per-instance compact weights instead); the feature grids and the compact field
+# are shared.
+COLLECTION_FIELDS = ("siren", "hcinr")
+HCINR_TARGETS = ("hypernetworks.*",)
+
+
+def collection_field(cfg, d_in: int, d_out: int, generator: torch.Generator | None = None) -> Field:
+    """The shared field of a collection config with `field`, `siren` and `hcinr` settings."""
+    if cfg.field not in COLLECTION_FIELDS:
+        raise InputError(f"unknown field {cfg.field!r}; expected one of {', '.join(COLLECTION_FIELDS)}")
+    if cfg.field == "hcinr":
+        return HCINRField(d_in, d_out, cfg.hcinr, generator=generator)
+    return SirenField(d_in, d_out, cfg.siren, generator=generator)
 
 
 def hyper_param_groups(model: CollectionModel, lr: float, mip: bool, latent_lr: float | None,
@@ -93,6 +109,10 @@ class CollectionFitConfig:
     hyper: HyperConfig = dc_field(default_factory=HyperConfig)
     siren: SirenConfig = dc_field(default_factory=lambda: SirenConfig(hidden=(64, 64, 64), output_scale=0.5,
                                                                        output_offset=0.5))
+    field: str = "siren"  # siren | hcinr
+    # 32 x 32 textures: two dense levels of 8 and 16 points, a compact SIREN as the siren block's
+    hcinr: HCINRConfig = dc_field(default_factory=lambda: HCINRConfig(
+        levels=2, dense_levels=2, base_resolution=8, compact_hidden=(64, 64, 64), output_scale=0.5, output_offset=0.5))
     train: TrainConfig = dc_field(default_factory=TrainConfig)
 
     def resolved_train(self) -> TrainConfig:
@@ -131,7 +151,7 @@ class CollectionModel(nn.Module):
 
 def build_collection_model(cfg: CollectionFitConfig, n_signals: int, channels: int,
                            generator: torch.Generator | None = None) -> CollectionModel:
-    field = SirenField(2, channels, cfg.siren, generator=generator)
+    field = collection_field(cfg, 2, channels, generator)
     bounded = cfg.hyper.mip  # MIP's inputs live in [0, 1]
     if cfg.conditioning == "latent":
         source = AutoDecoder(n_signals, cfg.latent_dim, bounded=bounded, generator=generator)

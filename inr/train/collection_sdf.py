@@ -29,8 +29,8 @@ import numpy as np
 import torch
 
 from inr.errors import InputError
-from inr.fields import SirenConfig, SirenField
-from inr.hyper import AutoDecoder, HyperConfig, HyperField
+from inr.fields import SirenConfig
+from inr.hyper import AutoDecoder, HCINRConfig, HyperConfig, HyperField
 from inr.signals.collection_sdf import SDFCollection
 from inr.signals.sdf import (
     METRIC_SCALE,
@@ -42,7 +42,7 @@ from inr.signals.sdf import (
 )
 
 from . import distributed
-from .collection import LR_DEFAULTS, CollectionModel, data_parallel, draw_members, hyper_param_groups, local_slice
+from .collection import LR_DEFAULTS, CollectionModel, collection_field, data_parallel, draw_members, hyper_param_groups, local_slice
 from .loop import TrainConfig
 
 # Points per member per step 2048, 8 members per step; lr as image collections (by HyperConfig.mip).
@@ -79,6 +79,9 @@ class SDFCollectionFitConfig:
     loss: SDFCollectionLossConfig = dc_field(default_factory=SDFCollectionLossConfig)
     hyper: HyperConfig = dc_field(default_factory=HyperConfig)
     siren: SirenConfig = dc_field(default_factory=lambda: SirenConfig(hidden=(64, 64, 64)))
+    field: str = "siren"  # siren | hcinr (inr.train.collection.COLLECTION_FIELDS)
+    hcinr: HCINRConfig = dc_field(default_factory=lambda: HCINRConfig(levels=2, dense_levels=2, base_resolution=8,
+                                                                      compact_hidden=(64, 64, 64)))
     train: TrainConfig = dc_field(default_factory=lambda: TrainConfig(eval_every=0))
 
     def resolved_train(self) -> TrainConfig:
@@ -120,8 +123,8 @@ def stacked_pools(targets: list[SDFTarget], cfg: SampleConfig, seed: int = 0) ->
 
 def build_sdf_collection_model(cfg: SDFCollectionFitConfig, n_members: int,
                                generator: torch.Generator | None = None) -> CollectionModel:
-    """Auto-decoder latents (bounded for MIP) -> hypernetwork -> a 3-D SIREN with one output."""
-    field = SirenField(3, 1, cfg.siren, generator=generator)
+    """Auto-decoder latents (bounded for MIP) -> hypernetwork -> a 3-D SIREN (or HC-INR) with one output."""
+    field = collection_field(cfg, 3, 1, generator)
     source = AutoDecoder(n_members, cfg.latent_dim, bounded=cfg.hyper.mip, generator=generator)
     return CollectionModel(HyperField(field, cfg.latent_dim, cfg.hyper, generator=generator), source)
 
