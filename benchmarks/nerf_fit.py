@@ -6,7 +6,11 @@ clock), on ../shared/data/lego_100 (skipped when absent) and a generated scene. 
     {"device": ..., "threads": ..., "runs": [{"scene", "budget_s", "steps", "seconds", "samples_per_s",
       "samples_per_ray_train", "samples_per_ray_eval", "occupancy", "psnr", "ssim", "render_100px_s"}, ...]}
 
-    python benchmarks/nerf_fit.py --budgets 60 300 --scenes lego_100 blocks
+    python benchmarks/nerf_fit.py --budgets 60 300 --scenes lego_100 blocks [--encodings hash hcinr]
+
+`--encodings` compares position encoders at each budget (`--field.encoding`: the hash grid by
+default; hcinr is HC-INR's warp with `inr fit nerf`'s --hcinr.* defaults); each run reports its
+encoding and parameter count.
 """
 from __future__ import annotations
 
@@ -38,8 +42,9 @@ def dataset(name: str) -> Path | None:
     return multiview_scene(name)
 
 
-def one_run(path: Path, budget: float, device: str) -> dict:
+def one_run(path: Path, budget: float, device: str, encoding: str = "hash") -> dict:
     cfg = NerfFitConfig(target=str(path))
+    cfg.field.encoding = encoding
     tr = cfg.resolved_train()
     tr.max_seconds, tr.steps, tr.eval_every, tr.checkpoint_every, tr.device = budget, 10**9, 0, 0, device
     train_data, val, _ = load_for_training(path, cfg.downscale)
@@ -52,7 +57,8 @@ def one_run(path: Path, budget: float, device: str) -> dict:
     t0 = time.perf_counter()
     task.renderer.render_view(cams, 0, background_color("white", task.device))
     render_s = time.perf_counter() - t0
-    return {"steps": result["step"], "seconds": result["seconds"],
+    return {"encoding": encoding, "params": sum(p.numel() for p in task.model.parameters()),
+            "steps": result["step"], "seconds": result["seconds"],
             "samples_per_s": round(task.samples_seen / max(result["seconds"], 1e-9)),
             "samples_per_ray_train": round(rows[-1]["samples_per_ray"], 1) if rows else None,
             "samples_per_ray_eval": round(result["samples_per_ray"], 1), "occupancy": round(task.grid.occupancy(), 4),
@@ -64,6 +70,7 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--budgets", type=float, nargs="+", default=[60.0, 300.0], help="training seconds per run")
     p.add_argument("--scenes", nargs="+", default=["lego_100", "blocks"], help="lego_100 and/or built-in scenes")
+    p.add_argument("--encodings", nargs="+", default=["hash"], help="position encoders: hash, hcinr, frequency, siren")
     p.add_argument("--device", default="auto")
     args = p.parse_args()
     runs = []
@@ -73,7 +80,8 @@ def main() -> None:
             runs.append({"scene": name, "skipped": "dataset not found"})
             continue
         for budget in args.budgets:
-            runs.append({"scene": name, "budget_s": budget, **one_run(path, budget, args.device)})
+            for encoding in args.encodings:
+                runs.append({"scene": name, "budget_s": budget, **one_run(path, budget, args.device, encoding)})
             print(json.dumps(runs[-1]), file=sys.stderr)
     print(json.dumps({"device": str(resolve_device(args.device)), "threads": torch.get_num_threads(), "runs": runs}))
 

@@ -19,6 +19,7 @@ extract a `--extract-resolution`^3 mesh from the fitted field (sparse evaluation
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import sys
 import tempfile
@@ -42,8 +43,11 @@ FIELD_FOR = {"dragon": "hash", "bunny": "siren"}
 
 
 def fit_one(shape: str, target_path: str, field: str, max_seconds: float, eval_resolution: int,
-            extract_resolution: int, device: str) -> dict:
+            extract_resolution: int, device: str, options: dict | None = None) -> dict:
+    """One fit within `max_seconds` of training; `options` replace settings of the field's block."""
     cfg = SDFFitConfig(target=target_path, field=field, eval_resolution=eval_resolution)
+    if options:
+        setattr(cfg, field, dataclasses.replace(getattr(cfg, field), **options))
     cfg.train.max_seconds, cfg.train.steps = max_seconds, 1_000_000
     cfg.train.eval_every, cfg.train.checkpoint_every, cfg.train.device = 0, 0, device
     t = cfg.resolved_train()

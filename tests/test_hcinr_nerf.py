@@ -9,8 +9,8 @@ import torch
 import inr
 from inr.cli.main import main
 from inr.fields.nerf import NerfField, NerfFieldConfig
-from scenes.multiview import generate_scene
 from test_cli_image import _fails  # one line, exit 2, naming the needles
+from test_cli_nerf import scene  # noqa: F401  (the tiny generated blocks scene, a fixture)
 
 HCINR = ["--field.encoding", "hcinr", "--hcinr.levels", "3", "--hcinr.base-resolution", "8",
          "--hcinr.log2-hashmap-size", "12", "--hcinr.compact-hidden", "32", "--hcinr.hyper-hidden", "16"]
@@ -32,11 +32,6 @@ def test_the_field_starts_as_its_compact_density_mlp_at_x():
     assert sum(len(g["params"]) for g in groups) == len(list(field.parameters()))
     with pytest.raises(ValueError, match="unknown hcinr option"):
         NerfField(3, 4, NerfFieldConfig(encoding="hcinr", hcinr={"levles": 2}))
-
-
-@pytest.fixture(scope="module")
-def scene(tmp_path_factory) -> Path:
-    return generate_scene(tmp_path_factory.mktemp("mv") / "blocks", "blocks", size=24, n_train=12, n_val=2, n_test=1)
 
 
 @pytest.fixture(scope="module")
