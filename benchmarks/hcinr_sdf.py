@@ -1,7 +1,7 @@
 """HC-INR against SIREN on signed distance fields (issue 16's SDF target); one JSON line.
 
-    python benchmarks/hcinr_sdf.py [--shapes bunny dragon] [--seconds 180] [--share 0.7]
-                                   [--eval-resolution 256] [--threads 2]
+    python benchmarks/hcinr_sdf.py [--shapes bunny dragon] [--meshes ../shared/data/meshes] [--seconds 180] [--share 0.7]
+                                   [--eval-resolution 256] [--threads 2] [--fields siren hcinr] [--hcinr JSON]
 
 For each mesh of ../shared/data/meshes (bunny_watertight.obj, dragon.obj; skipped where absent) or
 built-in shape: `inr fit sdf`'s SIREN at its defaults, and HC-INR sized to at most `--share` of
@@ -35,13 +35,14 @@ def params_of(kind: str, cfg) -> int:
         return sum(p.numel() for p in build_field(kind, 3, 1, **options).parameters())
 
 
-def hcinr_within(budget: int) -> dict:
-    """HC-INR options (hash-table size, compact width) with the most parameters <= budget."""
-    base = SDFFitConfig().hcinr
+def hcinr_within(budget: int, extra: dict) -> dict:
+    """HC-INR options (`extra`, then the hash-table size and compact width) with the most
+    parameters <= budget."""
+    base = dataclasses.replace(SDFFitConfig().hcinr, **extra)
     best, best_n = None, -1
     for log2 in (12, 11, 10, 9, 8):
         for width in (64, 56, 48, 40, 32, 24):
-            options = {"log2_hashmap_size": log2, "compact_hidden": (width,) * len(base.compact_hidden)}
+            options = {**extra, "log2_hashmap_size": log2, "compact_hidden": (width,) * len(base.compact_hidden)}
             n = params_of("hcinr", dataclasses.replace(base, **options))
             if best_n < n <= budget:
                 best, best_n = options, n
@@ -53,7 +54,11 @@ def hcinr_within(budget: int) -> dict:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--shapes", nargs="+", default=["bunny", "dragon"], help="bunny, dragon or built-in shapes")
+    ap.add_argument("--meshes", type=Path, default=MESHES, help="folder of bunny_watertight.obj and dragon.obj")
     ap.add_argument("--seconds", type=float, default=180.0, help="training seconds per fit")
+    ap.add_argument("--hcinr", type=json.loads, default={}, metavar="JSON",
+                    help='HC-INR settings to try before sizing, e.g. \'{"levels": 2, "warp_lr_scale": 10}\'')
+    ap.add_argument("--fields", nargs="+", default=["siren", "hcinr"], help="siren and/or hcinr")
     ap.add_argument("--share", type=float, default=0.7, help="HC-INR's parameters as a share of SIREN's at most")
     ap.add_argument("--eval-resolution", type=int, default=256)
     ap.add_argument("--threads", type=int, default=None)
@@ -62,21 +67,25 @@ def main() -> None:
     if args.threads:
         torch.set_num_threads(args.threads)
     siren_params = params_of("siren", SDFFitConfig().siren)
-    hcinr = hcinr_within(int(args.share * siren_params))
+    hcinr = hcinr_within(int(args.share * siren_params), args.hcinr)
     runs, skipped, targets = [], [], {}
     for shape in args.shapes:
         target = shape
         if shape in MESH_FILES:
-            path = MESHES / MESH_FILES[shape]
+            path = args.meshes / MESH_FILES[shape]
             if not path.is_file():
                 skipped.append(f"{shape}: {path} is absent")
                 continue
             target = str(path)
         pair = {}
         for field, options in (("siren", None), ("hcinr", hcinr)):
+            if field not in args.fields:
+                continue
             pair[field] = fit_one(shape, target, field, args.seconds, args.eval_resolution, 64, args.device, options)
             runs.append(pair[field])
             print(f"hcinr_sdf: {json.dumps(runs[-1])}", file=sys.stderr)
+        if len(pair) < 2:
+            continue
         s, h = pair["siren"], pair["hcinr"]
         targets[shape] = {"met": h["params"] <= args.share * s["params"] and h["chamfer_l1"] < s["chamfer_l1"],
                           "hcinr_chamfer_l1": h["chamfer_l1"], "siren_chamfer_l1": s["chamfer_l1"],

@@ -34,9 +34,9 @@ from inr.train.rundir import RunDir  # noqa: E402
 LEGO = ROOT.parent / "shared" / "data" / "lego_100"
 
 
-def dataset(name: str) -> Path | None:
+def dataset(name: str, lego: Path = LEGO) -> Path | None:
     if name == "lego_100":
-        return LEGO if LEGO.is_dir() else None
+        return lego if lego.is_dir() else None
     from scenes.multiview import multiview_scene
 
     return multiview_scene(name)
@@ -70,12 +70,13 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--budgets", type=float, nargs="+", default=[60.0, 300.0], help="training seconds per run")
     p.add_argument("--scenes", nargs="+", default=["lego_100", "blocks"], help="lego_100 and/or built-in scenes")
+    p.add_argument("--lego", type=Path, default=LEGO, help="the lego_100 folder (default: ../shared/data/lego_100)")
     p.add_argument("--encodings", nargs="+", default=["hash"], help="position encoders: hash, hcinr, frequency, siren")
     p.add_argument("--device", default="auto")
     args = p.parse_args()
     runs = []
     for name in args.scenes:
-        path = dataset(name)
+        path = dataset(name, args.lego)
         if path is None:
             runs.append({"scene": name, "skipped": "dataset not found"})
             continue
