@@ -33,6 +33,12 @@ instead of 3 with 2^12 (about the same parameters) 25.1 dB; a code of 32 instead
 kodim05 but 34.6 against 35.7 dB on the camera. `benchmarks/hcinr.py` gives the full comparison
 (README, "HC-INR").
 
+Beyond images and SDFs (ours as well): the NeRF field's encoding "hcinr" (`inr.fields.nerf`: the
+warp, then the compact field as the density MLP; its SIREN at the run's lr / warp_lr_scale, 3 there),
+collections (a hypernetwork generates each member's level hypernetworks, or its compact weights,
+over shared grids: `inr.train.collection.collection_field`), and the viewer's warp drawings
+(`viewer.warp_overlay`).
+
 >>> import torch
 >>> field = HCINRField(2, 3, HCINRConfig(levels=2, compact_hidden=(16,)))
 >>> x = torch.rand(4, 2) * 2 - 1
