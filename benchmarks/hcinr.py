@@ -2,7 +2,7 @@
 
     python benchmarks/hcinr.py [--images ../shared/data/images] [--budgets 50000 200000] [--steps 500]
                                [--seconds 60] [--size 256] [--fields siren fourier hash hcinr] [--modes steps time]
-                               [--hcinr-share 0.7] [--threads 2] [--cost-steps 30]
+                               [--hcinr-share 0.7] [--hcinr JSON] [--threads 2] [--cost-steps 30]
 
 For every image (camera.png and the Kodak images of `--images`; a JSON line saying "skipped" where
 the folder is absent), every parameter budget and every field, two fits from `inr fit image`'s
@@ -62,9 +62,9 @@ def closest(candidates, budget: int, d_out: int, kind: str) -> dict:
     return min(candidates, key=lambda o: abs(n_params(kind, d_out, o) - budget))
 
 
-def sized_options(field: str, budget: int, d_out: int, height: int, width: int) -> dict:
-    """Field options (the `ImageFitConfig` block's) of about `budget` parameters."""
-    base = dataclasses.asdict(getattr(ImageFitConfig(), field))
+def sized_options(field: str, budget: int, d_out: int, height: int, width: int, extra: dict | None = None) -> dict:
+    """Field options (the `ImageFitConfig` block's, then `extra`) of about `budget` parameters."""
+    base = {**dataclasses.asdict(getattr(ImageFitConfig(), field)), **(extra or {})}
     if field == "siren":
         return closest(({**base, "hidden": (w,) * 3} for w in WIDTHS), budget, d_out, field)
     if field == "fourier":
@@ -159,10 +159,13 @@ def main() -> None:
     ap.add_argument("--size", type=int, default=256, help="downscale each image so its longer side is this")
     ap.add_argument("--fields", nargs="+", default=["siren", "fourier", "hash", "hcinr"])
     ap.add_argument("--hcinr-share", type=float, default=0.7, help="HC-INR's parameters as a share of the budget")
+    ap.add_argument("--hcinr", type=json.loads, default={}, metavar="JSON",
+                    help='HC-INR settings to try before sizing, e.g. \'{"n_features": 2}\'')
     ap.add_argument("--modes", nargs="+", choices=("steps", "time"), default=["steps", "time"])
     ap.add_argument("--cost-steps", type=int, default=30)
     ap.add_argument("--threads", type=int, default=None)
     args = ap.parse_args()
+    extra = lambda field: args.hcinr if field == "hcinr" else None  # noqa: E731 (the --hcinr settings)
     folder = Path(args.images)
     if not folder.is_dir():
         print(json.dumps({"benchmark": "hcinr", "skipped": f"{folder}: no such folder (../shared/data/images)"}))
@@ -174,7 +177,7 @@ def main() -> None:
     if images:  # the first fit of each kind in a process loads kernels: keep that off every clock
         name, image = next(iter(images.items()))
         for field in args.fields:
-            fit(image, field, sized_options(field, args.budgets[0], image.shape[2], *image.shape[:2]), 3, None)
+            fit(image, field, sized_options(field, args.budgets[0], image.shape[2], *image.shape[:2], extra(field)), 3, None)
     for budget in args.budgets:
         for field in args.fields:
             target = round(budget * (args.hcinr_share if field == "hcinr" else 1.0))
@@ -182,7 +185,7 @@ def main() -> None:
                 per_image = {}
                 for name, image in images.items():
                     h, w, c = image.shape
-                    options = sized_options(field, target, c, h, w)
+                    options = sized_options(field, target, c, h, w, extra(field))
                     per_image[name] = fit(image, field, options, args.steps if mode == "steps" else None,
                                           args.seconds if mode == "time" else None)
                 results.append({"budget": budget, "field": field, "mode": mode,
@@ -193,7 +196,7 @@ def main() -> None:
     if "hcinr" in args.fields and images:
         image = next(iter(images.values()))
         h, w, c = image.shape
-        ours = sized_options("hcinr", round(args.budgets[0] * args.hcinr_share), c, h, w)
+        ours = sized_options("hcinr", round(args.budgets[0] * args.hcinr_share), c, h, w, args.hcinr)
         n = n_params("hcinr", c, ours)
         siren = sized_options("siren", n, c, h, w)
         s_ours = seconds_per_step(image, "hcinr", ours, args.cost_steps)
