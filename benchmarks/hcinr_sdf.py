@@ -23,7 +23,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from sdf_fit import MESH_FILES, MESHES, fit_one  # noqa: E402
+from sdf_fit import MESH_FILES, MESHES, fit_one, mesh_path, parse_run_options  # noqa: E402
 
 from inr.fields import build_field  # noqa: E402
 from inr.train.sdf import SDFFitConfig  # noqa: E402
@@ -60,21 +60,16 @@ def main() -> None:
                     help='HC-INR settings to try before sizing, e.g. \'{"levels": 2, "warp_lr_scale": 10}\'')
     ap.add_argument("--fields", nargs="+", default=["siren", "hcinr"], help="siren and/or hcinr")
     ap.add_argument("--share", type=float, default=0.7, help="HC-INR's parameters as a share of SIREN's at most")
-    ap.add_argument("--eval-resolution", type=int, default=256)
-    ap.add_argument("--threads", type=int, default=None)
-    ap.add_argument("--device", default="auto")
-    args = ap.parse_args()
-    if args.threads:
-        torch.set_num_threads(args.threads)
+    args = parse_run_options(ap, 256)
     siren_params = params_of("siren", SDFFitConfig().siren)
     hcinr = hcinr_within(int(args.share * siren_params), args.hcinr)
     runs, skipped, targets = [], [], {}
     for shape in args.shapes:
         target = shape
         if shape in MESH_FILES:
-            path = args.meshes / MESH_FILES[shape]
-            if not path.is_file():
-                skipped.append(f"{shape}: {path} is absent")
+            path, absent = mesh_path(shape, args.meshes)
+            if absent:
+                skipped.append(absent)
                 continue
             target = str(path)
         pair = {}

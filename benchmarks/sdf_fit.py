@@ -72,6 +72,23 @@ def fit_one(shape: str, target_path: str, field: str, max_seconds: float, eval_r
             f"extract_{extract_resolution}_seconds": round(extract, 2), "extract_faces": len(faces)}
 
 
+def parse_run_options(ap: argparse.ArgumentParser, eval_resolution: int) -> argparse.Namespace:
+    """Add --eval-resolution, --threads and --device, parse, and apply the thread count."""
+    ap.add_argument("--eval-resolution", type=int, default=eval_resolution)
+    ap.add_argument("--threads", type=int, default=None)
+    ap.add_argument("--device", default="auto")
+    args = ap.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    return args
+
+
+def mesh_path(shape: str, meshes: Path) -> tuple[Path, str | None]:
+    """The mesh file of a shared shape (dragon, bunny) in `meshes`, and why it is skipped if absent."""
+    path = meshes / MESH_FILES[shape]
+    return path, None if path.is_file() else f"{shape}: {path} is absent"
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--shapes", nargs="+", default=["dragon", "bunny", "composite"],
@@ -80,19 +97,14 @@ def main() -> None:
                     help="fields for built-in shapes (default: hash siren); dragon uses hash, bunny siren")
     ap.add_argument("--hash-seconds", type=float, default=180.0)
     ap.add_argument("--siren-seconds", type=float, default=300.0)
-    ap.add_argument("--eval-resolution", type=int, default=512)
     ap.add_argument("--extract-resolution", type=int, default=512)
-    ap.add_argument("--threads", type=int, default=None)
-    ap.add_argument("--device", default="auto")
-    args = ap.parse_args()
-    if args.threads:
-        torch.set_num_threads(args.threads)
+    args = parse_run_options(ap, 512)
     runs, skipped = [], []
     for shape in args.shapes:
         if shape in MESH_FILES:
-            path = MESHES / MESH_FILES[shape]
-            if not path.is_file():
-                skipped.append(f"{shape}: {path} is absent")
+            path, absent = mesh_path(shape, MESHES)
+            if absent:
+                skipped.append(absent)
                 continue
             jobs = [(str(path), FIELD_FOR[shape])]
         else:
