@@ -8,6 +8,7 @@ import sys
 from inr.errors import InputError
 
 from . import (
+    codec_commands,
     collection_commands,
     image_commands,
     nerf_commands,
@@ -50,6 +51,7 @@ def build_parser() -> argparse.ArgumentParser:
     info.add_argument("run", metavar="RUN", help="run directory")
     info.set_defaults(handler=info_command)
     view_command.add_view_parser(commands)
+    codec_commands.add_parsers(commands)
     return parser
 
 
