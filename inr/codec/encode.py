@@ -85,7 +85,7 @@ def fit_doh(image: torch.Tensor, plan: Plan, fit: FitSettings, quiet: bool = Tru
         return model(x, fake_quantise(model.z, plan.bits) if quantised else None)
 
     params = [model.z] + ([model.log_scales] if fit.learn_scales else [])
-    _optimise(forward, params, image, fit, fit.lr or LR["doh"], quiet, f"D'OH K={plan.latent_dim}")
+    model.steps = _optimise(forward, params, image, fit, fit.lr or LR["doh"], quiet, f"D'OH K={plan.latent_dim}")
     return model
 
 
@@ -101,8 +101,8 @@ def fit_coin(image: torch.Tensor, plan: Plan, fit: FitSettings, quiet: bool = Tr
             return field(x)
         return field(x, {n: fake_quantise(own[n], plan.bits) for n in names})
 
-    _optimise(forward, list(field.parameters()), image, fit, fit.lr or LR["coin"], quiet,
-              f"COIN width {plan.spec['width']}")
+    field.steps = _optimise(forward, list(field.parameters()), image, fit, fit.lr or LR["coin"], quiet,
+                            f"COIN width {plan.spec['width']}")
     return field
 
 
@@ -149,7 +149,7 @@ def compress(image: torch.Tensor, plan: Plan, fit: FitSettings, backend: Backend
     stats = {"method": plan.method, "bpp": round(8 * len(data) / (h * w), 5), "psnr": round(psnr(decoded, image), 3),
              "ssim": round(ssim(decoded, image), 4) if min(h, w) >= 11 else None, "bytes": len(data),
              "bits": bits, "field": plan.spec, "encode_seconds": round(time.perf_counter() - t0, 2),
-             "fit_seconds": round(fit_seconds, 2), "decode_seconds": round(decode_seconds, 3)}
+             "fit_seconds": round(fit_seconds, 2), "steps": model.steps, "decode_seconds": round(decode_seconds, 3)}
     if plan.method == "doh":
         stats["latent_dim"] = plan.latent_dim
     if plan.budget_bytes:
