@@ -40,7 +40,7 @@ from inr.codec import FitSettings, compress, decode_image, from_bytes, plan_coin
 from inr.signals.image import downscale_image, load_image, to_uint8  # noqa: E402
 from inr.signals.metrics import psnr, ssim  # noqa: E402
 
-DATA = ROOT.parent / "shared" / "data" / "images"
+DATA = ROOT.parent / "shared" / "data" / "images"  # ../shared/data beside the project (pass --images from a worktree)
 
 
 def bd_rate(anchor: list[dict], test: list[dict]) -> float | None:
@@ -105,21 +105,21 @@ def avif_available() -> bool:
         return False
 
 
-def full_size_decode(fit_seconds: float | None, backend: Backend) -> dict:
-    image = load_image(DATA / "kodim23.png")
+def full_size_decode(path: Path, fit_seconds: float | None, backend: Backend) -> dict:
+    image = load_image(path)[..., :3]
     h, w, c = image.shape
     plan = plan_doh(h, w, c, 8, bpp=0.3)
     fit = FitSettings(steps=100000 if fit_seconds else 2, max_seconds=fit_seconds, batch_size=1 << 14)
     t0 = time.perf_counter()
     data, stats = compress(image, plan, fit, backend)
     encode = time.perf_counter() - t0
-    bs = from_bytes(data, "kodim23.inrz")
+    bs = from_bytes(data, path.stem + ".inrz")
     times = []
     for _ in range(2):
         t = time.perf_counter()
         decoded = decode_image(bs)
         times.append(time.perf_counter() - t)
-    out = {"image": "kodim23", "height": h, "width": w, "bpp": stats["bpp"], "latent_dim": plan.latent_dim,
+    out = {"image": path.stem, "height": h, "width": w, "bpp": stats["bpp"], "latent_dim": plan.latent_dim,
            "field_width": plan.spec["width"], "decode_seconds": round(min(times), 3),
            "decoded_shape": list(decoded.shape)}
     if fit_seconds:
@@ -184,7 +184,7 @@ def main() -> None:
         "images": results,
     }
     if args.decode_full or args.encode_full_seconds:
-        summary["full_size"] = full_size_decode(args.encode_full_seconds, backend)
+        summary["full_size"] = full_size_decode(paths[-1], args.encode_full_seconds, backend)
     print(json.dumps(summary))
 
 
