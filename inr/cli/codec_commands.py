@@ -31,7 +31,8 @@ def add_parsers(commands) -> None:
     c.add_argument("--width", type=int, default=None, help="hidden width of the field (default: from the rate)")
     c.add_argument("--depth", type=int, default=3, help="hidden layers of the field")
     c.add_argument("--steps", type=int, default=2000, help="training steps")
-    c.add_argument("--max-seconds", type=float, default=None, help="stop training after this many seconds")
+    c.add_argument("--max-seconds", type=float, default=240.0,
+                   help="stop training after this many seconds (the default keeps an encode within 5 minutes)")
     c.add_argument("--lr", type=float, default=None, help="Adam's rate (default: doh 1e-2 on z, coin 1e-3)")
     c.add_argument("--qat", type=float, default=0.25, help="share of training through the quantiser (straight-through)")
     c.add_argument("--seed", type=int, default=0, help="seed of D'OH's projections and of the initialisation")
