@@ -9,6 +9,7 @@ from inr.errors import InputError
 from inr.hyper.hcinr import PARTS as HCINR_PARTS
 
 from . import (
+    codec_commands,
     collection_commands,
     image_commands,
     nerf_commands,
@@ -51,6 +52,7 @@ def build_parser() -> argparse.ArgumentParser:
     info.add_argument("run", metavar="RUN", help="run directory")
     info.set_defaults(handler=info_command)
     view_command.add_view_parser(commands)
+    codec_commands.add_parsers(commands)
     return parser
 
 
