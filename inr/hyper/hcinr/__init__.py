@@ -30,7 +30,9 @@ Ours (the paper gives no such details):
 Tried and not kept (same setting): a per-level loss (the compact field also on every level's
 coordinate and code, weight 0.3) gave 25.7 dB and 40% slower steps; 4 levels with 2^11 rows
 instead of 3 with 2^12 (about the same parameters) 25.1 dB; a code of 32 instead of 16 28.1 dB on
-kodim05 but 34.6 against 35.7 dB on the camera. `benchmarks/hcinr.py` gives the full comparison
+kodim05 but 34.6 against 35.7 dB on the camera (over the four Kodak images at 96 px a code of 32, two
+features per entry, a 2-cell bound and feeding the intermediate coordinates all did worse: README).
+`benchmarks/hcinr.py` gives the full comparison
 (README, "HC-INR").
 
 Beyond images and SDFs (ours as well): the NeRF field's encoding "hcinr" (`inr.fields.nerf`: the
