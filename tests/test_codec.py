@@ -49,6 +49,7 @@ def coded(image, tmp_path_factory):
     return out
 
 
+@pytest.mark.slow
 def test_doh_round_trip_reaches_psnr_and_stores_no_weight_matrix(image, coded, tmp_path, capsys):
     png = tmp_path / "d.png"
     assert main(["decompress", str(coded), "-o", str(png)]) == 0
@@ -72,6 +73,7 @@ sys.exit(main(["decompress", sys.argv[1], "-o", sys.argv[2]]))
 """
 
 
+@pytest.mark.slow
 def test_decode_in_a_fresh_process_is_bitwise_identical(coded, tmp_path):
     here = tmp_path / "here.png"
     assert main(["decompress", str(coded), "-o", str(here)]) == 0
@@ -81,12 +83,14 @@ def test_decode_in_a_fresh_process_is_bitwise_identical(coded, tmp_path):
     assert here.read_bytes() == there.read_bytes()
 
 
+@pytest.mark.slow
 def test_super_resolution_scale(coded, tmp_path):
     png = tmp_path / "x2.png"
     assert main(["decompress", str(coded), "-o", str(png), "--scale", "2"]) == 0
     assert iio.imread(png).shape == (48, 64, 3)
 
 
+@pytest.mark.slow
 def test_coin_round_trip_and_bpp_sets_the_rate(image, tmp_path, capsys):
     out = tmp_path / "coin.inrz"
     stats = _compress(capsys, image, "-o", out, "--method", "coin", "--bpp", "6", *FAST, "--steps", "400")
@@ -117,6 +121,7 @@ def _corrupt_cases(data: bytes) -> dict[str, tuple[bytes, str]]:
             "flipped": (bytes(flipped), "checksum mismatch"), "empty": (b"", "empty")}
 
 
+@pytest.mark.slow
 def test_each_corrupt_file_is_one_line_and_writes_nothing(coded, tmp_path, capsys):
     for case, (data, needle) in _corrupt_cases(coded.read_bytes()).items():
         bad = tmp_path / f"{case}.inrz"
@@ -127,6 +132,7 @@ def test_each_corrupt_file_is_one_line_and_writes_nothing(coded, tmp_path, capsy
     _fails(["decompress", str(tmp_path / "missing.inrz"), "-o", str(tmp_path / "m.png")], capsys, "no such file")
 
 
+@pytest.mark.slow
 def test_a_valid_checksum_over_invalid_values_is_rejected(coded):
     data = bytearray(coded.read_bytes()[:-4])
     data[6] = 40  # bits
@@ -163,6 +169,7 @@ def test_coin_field_params_count_matches_the_field():
         assert n_params(spec, 3) == sum(t.numel for t in mlp_parameters(build_target(spec, 3)).values())
 
 
+@pytest.mark.slow
 def test_fourier_target_round_trip(image, tmp_path, capsys):
     out = tmp_path / "fourier.inrz"
     stats = _compress(capsys, image, "-o", out, "--field", "fourier", "--latent-dim", "200", "--width", "32",

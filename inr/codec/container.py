@@ -92,6 +92,8 @@ def _choice(options: tuple, index: int, what: str, name: str) -> str:
 
 def from_bytes(data: bytes, name: str) -> Bitstream:
     """Parse and verify a `.inrz` file's bytes; InputError (one line naming `name`) on any problem."""
+    if len(data) < len(MAGIC) and MAGIC.startswith(data):
+        raise InputError(f"{name}: truncated .inrz file ({len(data)} bytes)")
     if data[:4] != MAGIC:
         raise InputError(f"{name}: not an .inrz file (wrong magic {data[:4]!r}, expected {MAGIC!r})")
     r = _Reader(data, name)

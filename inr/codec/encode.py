@@ -24,7 +24,7 @@ from inr.signals.image import PixelSampler
 from inr.signals.metrics import psnr, ssim
 
 from . import entropy
-from .container import Bitstream, to_bytes
+from .container import Bitstream, from_bytes, to_bytes
 from .decode import as_8bit, decode_image
 from .quantise import fake_quantise, quantise, step_for
 from .rate import Plan
@@ -140,8 +140,6 @@ def compress(image: torch.Tensor, plan: Plan, fit: FitSettings, backend: Backend
     while plan.budget_bytes and len(data) > plan.budget_bytes and bits > 4:
         bits -= 1
         data = to_bytes(bitstream(model, plan, image.shape, bits, fit))
-    from .container import from_bytes
-
     t1 = time.perf_counter()
     decoded = as_8bit(decode_image(from_bytes(data, "bitstream")))
     decode_seconds = time.perf_counter() - t1
