@@ -11,10 +11,14 @@ Modes (`HyperConfig.mode`): full weights, FiLM scale and shift, shift-only (Func
 theta_0 + U V^T; targets by name pattern or last k layers; chunked heads; MIP (`inr.hyper.mip`)
 or the SIREN paper's initialisation. Conditioning: `AutoDecoder`, `ConvEncoder`, `SetEncoder`.
 
+`DynamicHyperNetwork` (`inr.hyper.dynamic`): HyperFields' dynamic hypernetwork, a transformer's
+conditioning token and the stop-gradient mean activations -> an MLP's weights layer by layer.
+
 `HCINRField` (`inr.hyper.hcinr`, field kind "hcinr"): hierarchical hypernetwork coordinate warps
 (HC-INR) in front of a compact field.
 """
 from .conditioning import SOURCES, AutoDecoder, ConvEncoder, SetEncoder
+from .dynamic import DynamicHyperConfig, DynamicHyperNetwork, LayerTarget, mlp_layer_targets, mlp_probe
 from .field import HyperField, build_hyper_field, hyper_config_dict
 from .generator import INITS, HyperConfig, HyperNetwork
 from .hcinr import HCINRConfig, HCINRField
@@ -22,7 +26,8 @@ from .mip import mip_encode
 from .modes import MODES
 from .targets import Target, mlp_parameters, select_targets
 
-__all__ = ["INITS", "MODES", "SOURCES", "AutoDecoder", "ConvEncoder", "HCINRConfig", "HCINRField", "HyperConfig",
+__all__ = ["INITS", "MODES", "SOURCES", "AutoDecoder", "ConvEncoder", "DynamicHyperConfig", "DynamicHyperNetwork",
+           "LayerTarget", "mlp_layer_targets", "mlp_probe", "HCINRConfig", "HCINRField", "HyperConfig",
            "HyperField", "HyperNetwork",
            "SetEncoder", "Target", "build_hyper_field", "hyper_config_dict", "mip_encode", "mlp_parameters",
            "select_targets"]
