@@ -11,6 +11,7 @@ from . import (
     collection_commands,
     image_commands,
     nerf_commands,
+    scenes_commands,
     sdf_commands,
     view_command,
 )
@@ -50,6 +51,7 @@ def build_parser() -> argparse.ArgumentParser:
     info.add_argument("run", metavar="RUN", help="run directory")
     info.set_defaults(handler=info_command)
     view_command.add_view_parser(commands)
+    scenes_commands.add_scenes_parser(commands)
     return parser
 
 
