@@ -116,6 +116,14 @@ def _open_teacher(run_dir, device):
     return _open_run(str(run_dir), device)[3]
 
 
+def field_flags(cfg) -> list[str]:
+    """`inr fit nerf` flags for the generator's own architecture (grid and MLP widths): teachers,
+    and NeRFs trained from scratch for comparison, are the network the generator outputs."""
+    f = cfg.generator.field
+    return ["--field.grid", json.dumps(f.grid), "--field.density-hidden", *map(str, f.density_hidden),
+            "--field.color-hidden", *map(str, f.color_hidden)]
+
+
 def _teachers(cfg, scenes, out: Path, args) -> dict[str, Path]:
     """{scene name: teacher nerf run}: given (a folder of runs named as the scenes) or fitted now."""
     if cfg.teachers != "auto":
@@ -137,7 +145,7 @@ def _teachers(cfg, scenes, out: Path, args) -> dict[str, Path]:
         if not (path / "occupancy.safetensors").is_file():
             argv = ["fit", "nerf", str(s.path), "--out", str(path), "--steps", str(cfg.teacher_steps),
                     "--seed", str(cfg.train.seed), "--device", cfg.train.device, "--eval-every", "0",
-                    "--batch-size", str(cfg.teacher_batch)]
+                    "--batch-size", str(cfg.teacher_batch), "--occupancy.resolution", "32", *field_flags(cfg)]
             if RunDir.is_run(path):
                 argv.append("--resume")
             if args.quiet:
