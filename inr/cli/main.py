@@ -9,6 +9,7 @@ from inr.errors import InputError
 
 from . import (
     collection_commands,
+    generate_commands,
     image_commands,
     nerf_commands,
     scenes_commands,
@@ -52,6 +53,7 @@ def build_parser() -> argparse.ArgumentParser:
     info.set_defaults(handler=info_command)
     view_command.add_view_parser(commands)
     scenes_commands.add_scenes_parser(commands)
+    generate_commands.add_generator_parsers(commands)
     return parser
 
 
