@@ -158,6 +158,13 @@ def _teachers(cfg, scenes, out: Path, args) -> dict[str, Path]:
     return found
 
 
+def add_generate_text_options(parser) -> None:
+    """`inr generate nerf` options of the --text path."""
+    parser.add_argument("--scene", default=None, metavar="DIR",
+                        help="text: a Blender dataset whose cameras (and views, for eval and --finetune) the "
+                             "generated run uses (default: the collection's first scene's cameras, its own renders)")
+
+
 def load_generator(model_dir: str, device):
     """(run, its TextTrainConfig, the TextNerfGenerator) of a text-generator run; one line otherwise."""
     from inr.generate.text import TextNerfGenerator
@@ -191,6 +198,9 @@ def generate_text_command(args) -> int:
     from .options import build_dataclass
 
     caption = check_caption(args.text)
+    steps = getattr(args, "finetune", 0) or 0
+    if steps < 0:
+        raise InputError(f"--finetune must be >= 0 steps, got {steps}")
     require_text_extra()
     device = resolve_device(getattr(args, "device", "auto"))
     run, config, cfg, model = load_generator(args.model, device)
@@ -214,10 +224,11 @@ def generate_text_command(args) -> int:
                                                                             cfg.samples),
                              metrics={"generation_seconds": round(seconds, 4)})
     result = {"run": str(out.path), "text": caption, "generation_seconds": round(seconds, 4)}
-    steps = getattr(args, "finetune", None)
     if steps:
         nerf_cfg = build_dataclass(NerfFitConfig, out.read_config()["fit"])
-        result["finetune"] = finetune(out.path, nerf_cfg, steps, device=str(device), quiet=getattr(args, "quiet", False))
+        done = finetune(out.path, nerf_cfg, steps, device=str(device), quiet=getattr(args, "quiet", False),
+                        seed=getattr(args, "seed", 0))
+        result["finetune"] = {k: done[k] for k in ("step", "seconds", "psnr", "ssim") if k in done}
     print(json.dumps(result))
     return 0
 
