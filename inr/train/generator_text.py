@@ -12,7 +12,6 @@ generation, `TextNerfGenerator.probe_points`) rather than the batch's samples.
 """
 from __future__ import annotations
 
-import dataclasses
 from dataclasses import dataclass
 from dataclasses import field as dc_field
 from pathlib import Path
@@ -25,7 +24,7 @@ from inr.render.rays import Cameras, orbit_like
 from inr.signals.metrics import psnr, ssim
 from inr.signals.radiance import RadianceData, load_radiance
 
-from .loop import TrainConfig
+from .loop import TrainConfig, with_defaults
 from .rundir import RunDir, load_tensors, save_tensors
 
 # Adam on the hypernetwork at 1e-3 (a transformer), the shared hash grid at 10x (instant-ngp's 1e-2).
@@ -53,11 +52,7 @@ class TextTrainConfig:
     train: TrainConfig = dc_field(default_factory=TrainConfig)
 
     def resolved_train(self) -> TrainConfig:
-        t = dataclasses.replace(self.train)
-        for k, v in TEXT_TRAIN_DEFAULTS.items():
-            if getattr(t, k) is None:
-                setattr(t, k, v)
-        return t
+        return with_defaults(self.train, TEXT_TRAIN_DEFAULTS)
 
 
 @dataclass

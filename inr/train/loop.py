@@ -2,6 +2,7 @@
 checkpoints and resume."""
 from __future__ import annotations
 
+import dataclasses
 import math
 import sys
 import threading
@@ -48,6 +49,15 @@ class TrainConfig:
         """The backend value of `backend` and `mlp_precision` (plain strings here, so config.json
         stays plain JSON); ValueError for an unknown name."""
         return Backend(self.backend, self.mlp_precision)
+
+
+def with_defaults(cfg: TrainConfig, defaults: dict) -> TrainConfig:
+    """A copy of `cfg` whose unset (None) settings take the task's own `defaults`."""
+    t = dataclasses.replace(cfg)
+    for k, v in defaults.items():
+        if getattr(t, k) is None:
+            setattr(t, k, v)
+    return t
 
 
 class Task(Protocol):
