@@ -114,3 +114,77 @@ def test_materialized_field_equals_the_generated_weights(collection):
     rgb2, density2 = field(x[0], d[0])
     torch.testing.assert_close(rgb[0], rgb2)
     torch.testing.assert_close(density[0], density2)
+
+
+def _main(argv, capsys):
+    from inr.cli.main import main
+
+    code = main(argv)
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err
+
+
+@pytest.fixture(scope="module")
+def generator_run(collection, tmp_path_factory):
+    """A tiny generator trained through the CLI: auto teachers (5 steps each), 6 steps."""
+    if not _has_text_extra():
+        pytest.skip("the text extra is not installed")
+    from inr.cli.main import main
+
+    out = tmp_path_factory.mktemp("gen") / "g"
+    assert main(["train", "generator", "text", str(collection), "--out", str(out), "--steps", "6",
+                 "--teacher-steps", "5", "--teacher-batch", "2048", "--distill-views", "2", "--rays-per-scene", "32",
+                 "--samples", "16", "--eval-every", "3", "--log-every", "2", "--quiet",
+                 "--generator.probe-points", "128"]) == 0
+    return out
+
+
+@pytest.mark.slow
+def test_cli_train_generate_render_eval_finetune(generator_run, collection, tmp_path, capsys):
+    rows = [json.loads(line) for line in (generator_run / "metrics.jsonl").read_text().splitlines()]
+    final = rows[-1]
+    assert final["final"] and set(final["eval"]["scenes"]) == {"scene_0000", "scene_0001", "scene_0002"}
+    assert "heldout_psnr" in final["eval"] and (generator_run / "teachers" / "scene_0000" / "model.safetensors").is_file()
+    config = json.loads((generator_run / "config.json").read_text())
+    assert config["kind"] == "text-generator" and (generator_run / "text_embeddings.safetensors").is_file()
+    held = next(s for s in config["scenes"] if s["split"] == "heldout")
+    out = tmp_path / "gen_nerf"
+    code, stdout, _ = _main(["generate", "nerf", "--text", held["caption"], "--model", str(generator_run), "-o", str(out),
+                             "--scene", str(collection / held["name"]), "--finetune", "3", "--quiet"], capsys)
+    assert code == 0
+    result = json.loads(stdout.strip().splitlines()[-1])
+    assert result["finetune"]["step"] == 3 and result["generation_seconds"] < 5
+    assert json.loads((out / "config.json").read_text())["kind"] == "nerf"
+    code, stdout, _ = _main(["render", "nerf", str(out), "-o", str(tmp_path / "v.png")], capsys)
+    assert code == 0 and (tmp_path / "v.png").is_file()
+    code, stdout, _ = _main(["eval", str(out), "--device", "cpu"], capsys)
+    assert code == 0 and json.loads(stdout)["psnr"] > 5
+    # no --scene: the run's cameras are the collection's, its views the generated field's renders
+    own = tmp_path / "own"
+    code, _, _ = _main(["generate", "nerf", "--text", "a red cube", "--model", str(generator_run), "-o", str(own)], capsys)
+    assert code == 0 and (own / "views" / "transforms_test.json").is_file()
+    code, stdout, _ = _main(["eval", str(own), "--device", "cpu"], capsys)
+    assert code == 0 and json.loads(stdout)["psnr"] > 25  # its own renders, through the occupancy grid
+
+
+@pytest.mark.slow
+def test_cli_bad_inputs_are_one_line(generator_run, collection, tmp_path, capsys):
+    def fails(argv, match, out=None):
+        code, _, err = _main(argv, capsys)
+        assert code == 2 and match in err and len(err.strip().splitlines()) == 1, err
+        if out is not None:
+            assert not Path(out).exists()
+
+    out = tmp_path / "x"
+    gen = ["generate", "nerf", "--model", str(generator_run), "-o", str(out)]
+    fails([*gen[:2], "--text", "  ", *gen[2:]], "empty text", out)
+    fails(["generate", "nerf", "--text", "a cube", "--model", str(generator_run / "teachers" / "scene_0000"), "-o",
+           str(out)], "not a text-to-NeRF generator run", out)
+    fails([*gen[:2], "--text", "a cube", *gen[2:], "--scene", str(tmp_path)], "not a Blender dataset", out)
+    broken = tmp_path / "broken"
+    shutil.copytree(collection, broken)
+    next((broken / "scene_0001" / "train").glob("*.png")).unlink()
+    run = tmp_path / "r"
+    fails(["train", "generator", "text", str(broken), "--out", str(run), "--steps", "1", "--quiet"], "broken", run)
+    fails(["train", "generator", "text", str(collection), "--out", str(run), "--teachers", str(tmp_path), "--quiet"],
+          "no nerf run", run)

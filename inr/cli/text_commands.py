@@ -191,7 +191,6 @@ def generate_text_command(args) -> int:
     from inr.generate.nerf_run import finetune, write_nerf_run
     from inr.generate.rendered_views import stage_rendered_views
     from inr.generate.text_encoder import EmbeddingCache, batch_tokens, check_caption, require_text_extra
-    from inr.train.generator_text import OBJECT_BOX
     from inr.train.loop import resolve_device
     from inr.train.nerf import NerfFitConfig
 
@@ -220,8 +219,7 @@ def generate_text_command(args) -> int:
         reference = Path(config["collection"]) / config["scenes"][0]["name"]
         reference = _scene_path(config, reference)
         out = write_nerf_run(args.out, field, generated=generated, device=device,
-                             stage_dataset=lambda tmp: stage_rendered_views(field, reference, tmp, OBJECT_BOX,
-                                                                            cfg.samples),
+                             stage_dataset=lambda tmp: stage_rendered_views(field, reference, tmp),
                              metrics={"generation_seconds": round(seconds, 4)})
     result = {"run": str(out.path), "text": caption, "generation_seconds": round(seconds, 4)}
     if steps:

@@ -14,46 +14,49 @@ import torch
 from inr.atomic import atomic_write_text
 from inr.errors import InputError
 from inr.fields.nerf import NerfField
-from inr.render.dense import render_dense
 from inr.signals.image import save_image
 from inr.signals.radiance import SPLITS, load_radiance
+from inr.train.nerf import NerfFitConfig, build_renderer
 
 FOLDER = "views"
 
 
 @torch.no_grad()
-def render_rgba(field: NerfField, cams, i: int, box: torch.Tensor, samples: int, chunk: int = 8192) -> np.ndarray:
-    """View i as straight-alpha RGBA uint8 [H, W, 4], densely rendered inside `box`."""
-    origins, dirs = cams.view_rays(i)
-    black = torch.zeros(3)
-    parts = []
-    for o, d in zip(origins.split(chunk), dirs.split(chunk)):
-        rgb, alpha = render_dense(lambda x, v: field(x, v), o[None], d[None], box, samples, black)
-        parts.append(torch.cat([rgb[0] / alpha[0, :, None].clamp_min(1e-6), alpha[0, :, None]], -1))
-    img = torch.cat(parts).clamp(0, 1).view(cams.height, cams.width, 4).numpy()
+def _rgba(renderer, cams, i: int) -> np.ndarray:
+    """View i as straight-alpha RGBA uint8 [H, W, 4] (rendered on black: premultiplied colour)."""
+    out = renderer.render_view(cams, i, torch.zeros(3))
+    rgb, alpha = out["rgb"], out["opacity"]
+    img = torch.cat([rgb / alpha.clamp_min(1e-6), alpha], -1).clamp(0, 1).numpy()
     return (img * 255 + 0.5).astype(np.uint8)
 
 
-def stage_rendered_views(field: NerfField, reference: Path, folder: Path, box, samples: int = 64) -> str:
-    """Write `folder`/views: `reference`'s transforms with the field's renders as images; returns
-    "views" (the dataset's path relative to `folder`)."""
+def stage_rendered_views(field: NerfField, reference: Path, folder: Path) -> str:
+    """Write `folder`/views: `reference`'s transforms with the field's renders as images (through
+    an occupancy grid from its density, as `inr render nerf` renders the run); returns "views" (the
+    dataset's path relative to `folder`)."""
+    from .nerf_run import occupancy_from_density
+
     reference = Path(reference)
     if not (reference / "transforms_train.json").is_file():
         raise InputError(f"{reference}: reference cameras missing (the generator's collection moved?); "
                          "give the views to render with --scene DIR")
     field = field.cpu().eval()
-    box = torch.as_tensor(box, dtype=torch.float32)
     out = folder / FOLDER
+    renderer = None
     for split in SPLITS:
         src = reference / f"transforms_{split}.json"
         if not src.is_file():
             continue
         meta = json.loads(src.read_text())
-        cams = load_radiance(reference, split).cameras
+        data = load_radiance(reference, split)
+        if renderer is None:
+            renderer = build_renderer(field, data.aabb, data.aabb_scale, NerfFitConfig())
+            occupancy_from_density(field, renderer.grid, renderer.step_size)
+        cams = data.cameras
         frames = []
         for i, frame in enumerate(meta["frames"]):
             name = f"{split}/r_{i}"
-            save_image(out / f"{name}.png", render_rgba(field, cams, i, box, samples))
+            save_image(out / f"{name}.png", _rgba(renderer, cams, i))
             frames.append({"file_path": f"./{name}", "transform_matrix": frame["transform_matrix"]})
         atomic_write_text(out / f"transforms_{split}.json", json.dumps({**meta, "frames": frames}, indent=1))
     return FOLDER
