@@ -145,10 +145,8 @@ def scratch_fit(scene, cfg, args) -> None:
 
 def training_seconds(gen_run: Path) -> dict:
     gen = final_row(gen_run)["time"]
-    teachers = 0.0
-    tdir = gen_run / "teachers"
-    if tdir.is_dir():
-        teachers = sum(final_row(p)["time"] for p in tdir.iterdir() if (p / "metrics.jsonl").is_file())
+    paths = json.loads((gen_run / "config.json").read_text()).get("teachers") or {}
+    teachers = sum(final_row(Path(p))["time"] for p in paths.values())
     return {"generator": round(gen, 1), "teachers": round(teachers, 1)}
 
 
