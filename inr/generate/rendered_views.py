@@ -8,7 +8,6 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import numpy as np
 import torch
 
 from inr.atomic import atomic_write_text
@@ -22,12 +21,11 @@ FOLDER = "views"
 
 
 @torch.no_grad()
-def _rgba(renderer, cams, i: int) -> np.ndarray:
-    """View i as straight-alpha RGBA uint8 [H, W, 4] (rendered on black: premultiplied colour)."""
+def _rgba(renderer, cams, i: int) -> torch.Tensor:
+    """View i as straight-alpha RGBA [H, W, 4] in [0, 1] (rendered on black: premultiplied colour)."""
     out = renderer.render_view(cams, i, torch.zeros(3))
     rgb, alpha = out["rgb"], out["opacity"]
-    img = torch.cat([rgb / alpha.clamp_min(1e-6), alpha], -1).clamp(0, 1).numpy()
-    return (img * 255 + 0.5).astype(np.uint8)
+    return torch.cat([rgb / alpha.clamp_min(1e-6), alpha], -1).clamp(0, 1)
 
 
 def stage_rendered_views(field: NerfField, reference: Path, folder: Path) -> str:
