@@ -60,7 +60,7 @@ def train_variant(name: str, args, coll: Path, teachers: Path | None) -> Path:
         return out
     argv = ["text", str(coll), "--out", str(out), "--steps", str(args.steps), "--rays-per-scene",
             str(args.rays_per_scene), "--samples", str(args.samples),
-            "--teacher-steps", str(args.teacher_steps), "--eval-every", "0", "--seed", str(args.seed), "--quiet",
+            "--teacher-steps", str(args.teacher_steps), "--eval-every", "0", "--checkpoint-every", "100", "--seed", str(args.seed), "--quiet",
             *VARIANTS[name]]
     if teachers is not None and name != "images_only":
         argv += ["--teachers", str(teachers)]
