@@ -153,6 +153,7 @@ def training_seconds(gen_run: Path) -> dict:
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--out", type=Path, default=Path("/tmp/text_nerf_bench"))
+    p.add_argument("--collection", type=Path, default=None, help="an existing collection (default: make one in --out)")
     p.add_argument("--count", type=int, default=20)
     p.add_argument("--res", type=int, default=32)
     p.add_argument("--views", type=int, default=20)
@@ -176,8 +177,8 @@ def main() -> None:
 
     torch.set_num_threads(max(1, torch.get_num_threads()))
     device = torch.device(args.device)
-    coll_dir = make_collection(args.out / "collection", args.count, views=args.views, res=args.res, seed=args.seed,
-                               test_views=args.test_views)
+    coll_dir = args.collection or make_collection(args.out / "collection", args.count, views=args.views, res=args.res,
+                                                  seed=args.seed, test_views=args.test_views)
     coll = load_scene_collection(coll_dir)
     train, held = coll.split("train"), coll.split("heldout")
     result = {"scale": {"train_scenes": len(train), "heldout_scenes": len(held), "res": args.res, "views": args.views,
