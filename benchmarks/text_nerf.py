@@ -169,6 +169,7 @@ def main() -> None:
     p.add_argument("--batch-size", type=int, default=8192, help="samples per fine-tuning / scratch step")
     p.add_argument("--rays-per-scene", type=int, default=128)
     p.add_argument("--samples", type=int, default=32)
+    p.add_argument("--train-eval-scenes", type=int, default=1000, help="training captions evaluated (the first N)")
     p.add_argument("--device", default="cpu")
     p.add_argument("--train-only", action="store_true",
                    help="only train the generators and the from-scratch NeRFs (no generation needed)")
@@ -181,7 +182,8 @@ def main() -> None:
                                                   seed=args.seed, test_views=args.test_views)
     coll = load_scene_collection(coll_dir)
     train, held = coll.split("train"), coll.split("heldout")
-    result = {"scale": {"train_scenes": len(train), "heldout_scenes": len(held), "res": args.res, "views": args.views,
+    result = {"scale": {"train_scenes": len(train), "heldout_scenes": len(held),
+                        "train_captions_evaluated": min(len(train), args.train_eval_scenes), "res": args.res, "views": args.views,
                         "generator_steps": args.steps, "teacher_steps": args.teacher_steps}, "variants": {}}
     teachers = args.teachers
     runs = {}
@@ -197,7 +199,7 @@ def main() -> None:
         print(json.dumps({"trained": {k: str(v) for k, v in runs.items()}}))
         return
     for name, run in runs.items():
-        v = {"train_captions": zero_shot(run, train, device), "heldout_captions": zero_shot(run, held, device),
+        v = {"train_captions": zero_shot(run, train[: args.train_eval_scenes], device), "heldout_captions": zero_shot(run, held, device),
              "training_seconds": training_seconds(run)}
         for k in ("train_captions", "heldout_captions"):
             v[k + "_per_scene"] = v[k].pop("scenes")
