@@ -62,6 +62,8 @@ def train_variant(name: str, args, coll: Path, teachers: Path | None) -> Path:
             str(args.rays_per_scene), "--samples", str(args.samples),
             "--teacher-steps", str(args.teacher_steps), "--eval-every", "0", "--checkpoint-every", "100", "--seed", str(args.seed), "--quiet",
             *VARIANTS[name]]
+    if args.max_seconds:
+        argv += ["--max-seconds", str(args.max_seconds)]
     if teachers is not None and name != "images_only":
         argv += ["--teachers", str(teachers)]
     if RunDir.is_run(out):
@@ -160,6 +162,7 @@ def main() -> None:
     p.add_argument("--test-views", type=int, default=8)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--steps", type=int, default=1000, help="generator steps (every variant)")
+    p.add_argument("--max-seconds", type=float, default=None, help="generator training seconds (every variant)")
     p.add_argument("--teacher-steps", type=int, default=300)
     p.add_argument("--teachers", type=Path, default=None, help="a folder of teacher runs to reuse")
     p.add_argument("--variants", default="dynamic,static,images_only")
