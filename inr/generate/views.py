@@ -157,7 +157,10 @@ class FewViewGenerator(nn.Module):
     def encode(self, volumes: list[torch.Tensor], u: torch.Tensor) -> torch.Tensor:
         """The dense grid encoding of unit positions u [B, N, 3] from per-level volumes: what
         HashGrid computes from the same values as a table (trilinear between vertices, vertex i
-        where u * scale + 0.5 = i), by one grid_sample per level (much faster per scene on a CPU)."""
+        where u * scale + 0.5 = i), by one grid_sample per level (much faster per scene on a CPU).
+        The two differ only past the last vertex of a level (the box's outer half cell, or
+        (1.5 - scale % 1) / scale of it: empty space around the scenes): tcnn's dense index wraps
+        there, this clamps to the border."""
         b, n, _ = u.shape
         out = []
         for vol, scale in zip(volumes, self.field.encoding.layout.scales):
