@@ -12,8 +12,8 @@ from pathlib import Path
 import torch
 
 from inr.errors import InputError
-from inr.generate.nerf_run import finetune, write_nerf_run
-from inr.generate.views import KIND, load_generator, pick_views, support_tensors, write_support_dataset
+from inr.generate.nerf_run import finetune
+from inr.generate.views import KIND, generate_run, load_generator, pick_views
 from inr.signals.radiance import available_splits, load_radiance
 from inr.signals.scene_collection import load_scene_collection
 from inr.train.generator_views import ViewsTrainConfig, build_views_task
@@ -142,28 +142,14 @@ def generate_nerf_command(args) -> int:
     held = next((load_radiance(args.views, s) for s in ("test", "val") if s in splits), None)
 
     t0 = time.perf_counter()
-    views, c2w, intr, resized = support_tensors(data, indices, model.cfg.image_size)
-    with torch.no_grad():
-        params = model.generate(views[None].to(device), c2w[None].to(device), intr[None].to(device),
-                                update=not args.universal)
-        field = model.materialize(params, 0)
-    seconds = time.perf_counter() - t0
+    run, seconds, resized = generate_run(model, data, indices, args.out, held, universal=args.universal, device=device,
+                                         generated={"model": str(Path(args.model).resolve()),
+                                                    "views": str(Path(args.views).resolve())})
     if resized:
         print(f"inr: warning: {args.views}: views are {data.width}x{data.height}; resized to the generator's "
               f"{model.cfg.image_size}x{model.cfg.image_size}", file=sys.stderr)
-
-    def stage(folder: Path) -> str:
-        write_support_dataset(folder / "views", data, indices, held, list(model.field.cfg.aabb))
-        return "views"
-
-    t1 = time.perf_counter()
-    run = write_nerf_run(args.out, field, stage_dataset=stage, device=device,
-                         generated={"by": KIND, "model": str(Path(args.model).resolve()),
-                                    "views": str(Path(args.views).resolve()), "support_views": indices,
-                                    "universal": bool(args.universal)},
-                         metrics={"generation_seconds": round(seconds, 4)})
     result = {"run": str(run.path), "support_views": indices, "generation_seconds": round(seconds, 4),
-              "write_seconds": round(time.perf_counter() - t1, 4)}
+              "write_seconds": round(time.perf_counter() - t0 - seconds, 4)}
     if args.finetune:
         cfg = build_dataclass(NerfFitConfig, run.read_config()["fit"])
         out = finetune(run.path, cfg, args.finetune, device=str(device), quiet=args.quiet, seed=args.seed)

@@ -344,3 +344,31 @@ def write_support_dataset(folder, data: RadianceData, support: list[int], held_o
             atomic_write_text(folder / f"transforms_{split}.json", json.dumps(
                 {"w": d.width, "h": d.height, "scale": scale, "offset": offset, "aabb_scale": 1, "frames": frames},
                 indent=1) + "\n")
+
+
+def generate_run(model: FewViewGenerator, data: RadianceData, indices: list[int], out, held_out: RadianceData | None,
+                 universal: bool = False, generated: dict | None = None, device: str | torch.device = "cpu"):
+    """One forward pass from views `indices` of `data`, written as the nerf run `out` (its dataset:
+    those support views, and `held_out` as its test views). Returns (run, seconds of the forward
+    pass: reading the views at the model's size, generating, materialising; whether they were resized)."""
+    import time
+
+    from .nerf_run import write_nerf_run
+
+    t0 = time.perf_counter()
+    views, c2w, intr, resized = support_tensors(data, indices, model.cfg.image_size)
+    with torch.no_grad():
+        params = model.generate(views[None].to(device), c2w[None].to(device), intr[None].to(device),
+                                update=not universal)
+        field = model.materialize(params, 0)
+    seconds = time.perf_counter() - t0
+
+    def stage(folder) -> str:
+        write_support_dataset(folder / "views", data, indices, held_out, list(model.field.cfg.aabb))
+        return "views"
+
+    run = write_nerf_run(out, field, stage_dataset=stage, device=device,
+                         generated={"by": KIND, "support_views": list(indices), "universal": universal,
+                                    **(generated or {})},
+                         metrics={"generation_seconds": round(seconds, 4)})
+    return run, seconds, resized
