@@ -98,6 +98,7 @@ def main() -> None:
     ap.add_argument("--fit-scenes", type=int, default=None, help="scenes for the fit baselines (default: --scenes)")
     ap.add_argument("--fit-steps", type=int, nargs="+", default=[100, 1000])
     ap.add_argument("--fit-max-seconds", type=float, default=None)
+    ap.add_argument("--lego", type=Path, default=LEGO, help="lego_100 (skipped when absent)")
     args = ap.parse_args()
     torch.manual_seed(0)
     with torch.no_grad():
@@ -135,9 +136,9 @@ def main() -> None:
                                                                           for k, v in results[key].items()}),
                       file=sys.stderr, flush=True)
         lego = None
-        if LEGO.is_dir():
-            data = load_radiance(LEGO, "train")
-            val = load_radiance(LEGO, "val")
+        if args.lego.is_dir():
+            data = load_radiance(args.lego, "train")
+            val = load_radiance(args.lego, "val")
             times = []
             for rep in range(3):  # 3 views at 100x100: the generation-time case
                 run, seconds = generate(model, data, 3, Path(tmp) / f"lego-{rep}", val)

@@ -16,6 +16,7 @@ from inr.generate.nerf_run import finetune
 from inr.generate.views import KIND, generate_run, load_generator, pick_views
 from inr.signals.radiance import available_splits, load_radiance
 from inr.signals.scene_collection import load_scene_collection
+from inr.train import distributed
 from inr.train.generator_views import ViewsTrainConfig, build_views_task
 from inr.train.loop import resolve_device
 from inr.train.nerf import NerfFitConfig
@@ -94,6 +95,8 @@ def add_generator_parsers(commands) -> None:
 
 
 def train_views_command(args) -> int:
+    if distributed.launched():  # refused rather than every rank training its own copy
+        raise InputError("inr train generator views runs in one process; torchrun (DDP) is not supported yet")
     run, cfg = fit_settings(args, KIND, ViewsTrainConfig, TOP_LEVEL)
     cfg.check()
     collection = load_scene_collection(cfg.target)

@@ -35,7 +35,7 @@ from inr.train.nerf import (
 )
 from inr.train.rundir import RunDir, load_tensors
 
-GRID_PASSES = 3  # density probes per occupancy cell (a random point each): thin parts are not missed
+GRID_PASSES = 2  # density probes per occupancy cell (a random point each): thin parts are not missed
 
 
 def _data_section(dataset: Path, train_data, splits: list[str], source: str) -> dict:
