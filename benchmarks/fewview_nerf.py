@@ -4,8 +4,8 @@ and against the universal weights alone; generation time; lego_100 from 3 views 
 distribution). Prints one JSON line:
 
     {"collection", "model", "scenes", "threads",
-     "support": {"3": {"zero_shot": {"psnr", "ssim"}, "universal": {...}, "finetune_10": {...},
-                       "finetune_100": {...}, "fit_100": {...}, "fit_1000": {...}}, ...},
+     "support": {"3": {"zero_shot": {"psnr", "ssim"}, "universal": {...}, "finetune_10_lr0.01": {...},
+                       "finetune_100_lr0.01": {...}, "fit_100": {...}, "fit_1000": {...}}, ...},
      "generation_s": {"mean", "max"}, "generation_100px_3views_s", "write_s", "lego_100": {...}}
 
 Every figure is the mean over the held-out scenes of the mean over each scene's test views
@@ -19,6 +19,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import shutil
 import statistics
 import sys
 import tempfile
@@ -94,6 +95,7 @@ def main() -> None:
     ap.add_argument("--scenes", type=int, default=None, help="held-out scenes to use (default: all)")
     ap.add_argument("--supports", type=int, nargs="+", default=[1, 3, 5])
     ap.add_argument("--finetune-supports", type=int, nargs="*", default=[3])
+    ap.add_argument("--finetune-lrs", type=float, nargs="+", default=[1e-2, 1e-3])
     ap.add_argument("--fit-supports", type=int, nargs="*", default=[3])
     ap.add_argument("--fit-scenes", type=int, default=None, help="scenes for the fit baselines (default: --scenes)")
     ap.add_argument("--fit-steps", type=int, nargs="+", default=[100, 1000])
@@ -123,12 +125,14 @@ def main() -> None:
                 results[key].setdefault("zero_shot", []).append(evaluate(run))
                 uni, _ = generate(model, data, support, Path(tmp) / f"{scene.name}-{support}-u", held, universal=True)
                 results[key].setdefault("universal", []).append(evaluate(uni))
-                if support in args.finetune_supports:
-                    cfg = run_config(run)
-                    finetune(run, cfg, 10, device="cpu", quiet=True)
-                    results[key].setdefault("finetune_10", []).append(evaluate(run))
-                    finetune(run, cfg, 90, device="cpu", quiet=True, seed=1)
-                    results[key].setdefault("finetune_100", []).append(evaluate(run))
+                for lr in args.finetune_lrs if support in args.finetune_supports else ():
+                    tuned = Path(tmp) / f"{scene.name}-{support}-lr{lr}"
+                    shutil.copytree(run, tuned)
+                    cfg = run_config(tuned)
+                    finetune(tuned, cfg, 10, device="cpu", quiet=True, lr=lr)
+                    results[key].setdefault(f"finetune_10_lr{lr:g}", []).append(evaluate(tuned))
+                    finetune(tuned, cfg, 90, device="cpu", quiet=True, seed=1, lr=lr)
+                    results[key].setdefault(f"finetune_100_lr{lr:g}", []).append(evaluate(tuned))
                 if support in args.fit_supports and si < (args.fit_scenes or len(scenes)):
                     for k, v in fit_baseline(run / "views", tuple(args.fit_steps), args.fit_max_seconds).items():
                         results[key].setdefault(k, []).append(v)

@@ -82,6 +82,8 @@ def add_generator_parsers(commands) -> None:
     q.add_argument("--universal", action="store_true", help="views: no hypernetwork update (universal weights)")
     q.add_argument("--finetune", type=int, default=0, metavar="STEPS",
                    help="fine-tune the generated NeRF for STEPS steps on its support views (inr fit nerf's trainer)")
+    q.add_argument("--finetune-lr", dest="finetune_lr", type=float, default=None,
+                   help="learning rate of --finetune (default: inr fit nerf's, 1e-2)")
     q.add_argument("--device", default="auto")
     q.add_argument("--seed", type=int, default=0)
     q.add_argument("--quiet", action="store_true", help="no progress bar while fine-tuning")
@@ -155,7 +157,8 @@ def generate_nerf_command(args) -> int:
               "write_seconds": round(time.perf_counter() - t0 - seconds, 4)}
     if args.finetune:
         cfg = build_dataclass(NerfFitConfig, run.read_config()["fit"])
-        out = finetune(run.path, cfg, args.finetune, device=str(device), quiet=args.quiet, seed=args.seed)
+        out = finetune(run.path, cfg, args.finetune, device=str(device), quiet=args.quiet, seed=args.seed,
+                       lr=args.finetune_lr)
         result["finetune"] = {k: out[k] for k in ("step", "seconds", "psnr", "ssim") if k in out}
     print(json.dumps(result))
     return 0
