@@ -22,7 +22,7 @@ from inr.train.loop import resolve_device
 from inr.train.nerf import NerfFitConfig
 
 from .fitting import add_fit_options, announce, default_out, fit_settings, run_for, train_run
-from .options import build_dataclass
+from .options import add_command_path, build_dataclass
 
 TOP_LEVEL = ("target", "support", "scenes_per_batch", "background", "eval_scenes", "eval_views")
 
@@ -41,10 +41,9 @@ def _text_commands():
 
 
 def add_generator_parsers(commands) -> None:
-    train = commands.add_parser("train", help="train a generator over a scene collection; writes a run directory")
-    what = train.add_subparsers(dest="train_what", metavar="WHAT", required=True)
-    gen = what.add_parser("generator", help="a generator that outputs NeRF runs")
-    kinds = gen.add_subparsers(dest="generator", metavar="FROM", required=True)
+    kinds = add_command_path(commands, ("train", "train a generator over a scene collection; writes a run directory",
+                                        "train_what", "WHAT"),
+                             ("generator", "a generator that outputs NeRF runs", "generator", "FROM"))
     p = kinds.add_parser("views", help="NeRF from a few posed views (HyperPlanes-style: encoder + hypernetwork "
                                        "update of universal weights)",
                          formatter_class=argparse.ArgumentDefaultsHelpFormatter)
@@ -64,9 +63,8 @@ def add_generator_parsers(commands) -> None:
     if text is not None:
         text.add_train_text_parser(kinds)
 
-    g = commands.add_parser("generate", help="generate a NeRF run with a trained generator (no test-time "
-                                             "optimisation; optional fine-tuning)")
-    outs = g.add_subparsers(dest="generate_what", metavar="WHAT", required=True)
+    outs = add_command_path(commands, ("generate", "generate a NeRF run with a trained generator (no test-time "
+                                                   "optimisation; optional fine-tuning)", "generate_what", "WHAT"))
     q = outs.add_parser("nerf", help="a NeRF run from a few posed views (or from text)",
                         formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     source = q.add_mutually_exclusive_group(required=True)
