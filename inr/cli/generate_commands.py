@@ -12,16 +12,17 @@ from pathlib import Path
 import torch
 
 from inr.errors import InputError
-from inr.generate.nerf_run import finetune, write_nerf_run
-from inr.generate.views import KIND, load_generator, pick_views, support_tensors, write_support_dataset
+from inr.generate.nerf_run import finetune
+from inr.generate.views import KIND, generate_run, load_generator, pick_views
 from inr.signals.radiance import available_splits, load_radiance
 from inr.signals.scene_collection import load_scene_collection
+from inr.train import distributed
 from inr.train.generator_views import ViewsTrainConfig, build_views_task
 from inr.train.loop import resolve_device
 from inr.train.nerf import NerfFitConfig
 
 from .fitting import add_fit_options, announce, default_out, fit_settings, run_for, train_run
-from .options import build_dataclass
+from .options import add_command_path, build_dataclass
 
 TOP_LEVEL = ("target", "support", "scenes_per_batch", "background", "eval_scenes", "eval_views")
 
@@ -40,10 +41,9 @@ def _text_commands():
 
 
 def add_generator_parsers(commands) -> None:
-    train = commands.add_parser("train", help="train a generator over a scene collection; writes a run directory")
-    what = train.add_subparsers(dest="train_what", metavar="WHAT", required=True)
-    gen = what.add_parser("generator", help="a generator that outputs NeRF runs")
-    kinds = gen.add_subparsers(dest="generator", metavar="FROM", required=True)
+    kinds = add_command_path(commands, ("train", "train a generator over a scene collection; writes a run directory",
+                                        "train_what", "WHAT"),
+                             ("generator", "a generator that outputs NeRF runs", "generator", "FROM"))
     p = kinds.add_parser("views", help="NeRF from a few posed views (HyperPlanes-style: encoder + hypernetwork "
                                        "update of universal weights)",
                          formatter_class=argparse.ArgumentDefaultsHelpFormatter)
@@ -63,9 +63,8 @@ def add_generator_parsers(commands) -> None:
     if text is not None:
         text.add_train_text_parser(kinds)
 
-    g = commands.add_parser("generate", help="generate a NeRF run with a trained generator (no test-time "
-                                             "optimisation; optional fine-tuning)")
-    outs = g.add_subparsers(dest="generate_what", metavar="WHAT", required=True)
+    outs = add_command_path(commands, ("generate", "generate a NeRF run with a trained generator (no test-time "
+                                                   "optimisation; optional fine-tuning)", "generate_what", "WHAT"))
     q = outs.add_parser("nerf", help="a NeRF run from a few posed views (or from text)",
                         formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     source = q.add_mutually_exclusive_group(required=True)
@@ -81,6 +80,8 @@ def add_generator_parsers(commands) -> None:
     q.add_argument("--universal", action="store_true", help="views: no hypernetwork update (universal weights)")
     q.add_argument("--finetune", type=int, default=0, metavar="STEPS",
                    help="fine-tune the generated NeRF for STEPS steps on its support views (inr fit nerf's trainer)")
+    q.add_argument("--finetune-lr", dest="finetune_lr", type=float, default=None,
+                   help="learning rate of --finetune (default: inr fit nerf's, 1e-2)")
     q.add_argument("--device", default="auto")
     q.add_argument("--seed", type=int, default=0)
     q.add_argument("--quiet", action="store_true", help="no progress bar while fine-tuning")
@@ -94,6 +95,8 @@ def add_generator_parsers(commands) -> None:
 
 
 def train_views_command(args) -> int:
+    if distributed.launched():  # refused rather than every rank training its own copy
+        raise InputError("inr train generator views runs in one process; torchrun (DDP) is not supported yet")
     run, cfg = fit_settings(args, KIND, ViewsTrainConfig, TOP_LEVEL)
     cfg.check()
     collection = load_scene_collection(cfg.target)
@@ -142,31 +145,18 @@ def generate_nerf_command(args) -> int:
     held = next((load_radiance(args.views, s) for s in ("test", "val") if s in splits), None)
 
     t0 = time.perf_counter()
-    views, c2w, intr, resized = support_tensors(data, indices, model.cfg.image_size)
-    with torch.no_grad():
-        params = model.generate(views[None].to(device), c2w[None].to(device), intr[None].to(device),
-                                update=not args.universal)
-        field = model.materialize(params, 0)
-    seconds = time.perf_counter() - t0
+    run, seconds, resized = generate_run(model, data, indices, args.out, held, universal=args.universal, device=device,
+                                         generated={"model": str(Path(args.model).resolve()),
+                                                    "views": str(Path(args.views).resolve())})
     if resized:
         print(f"inr: warning: {args.views}: views are {data.width}x{data.height}; resized to the generator's "
               f"{model.cfg.image_size}x{model.cfg.image_size}", file=sys.stderr)
-
-    def stage(folder: Path) -> str:
-        write_support_dataset(folder / "views", data, indices, held, list(model.field.cfg.aabb))
-        return "views"
-
-    t1 = time.perf_counter()
-    run = write_nerf_run(args.out, field, stage_dataset=stage, device=device,
-                         generated={"by": KIND, "model": str(Path(args.model).resolve()),
-                                    "views": str(Path(args.views).resolve()), "support_views": indices,
-                                    "universal": bool(args.universal)},
-                         metrics={"generation_seconds": round(seconds, 4)})
     result = {"run": str(run.path), "support_views": indices, "generation_seconds": round(seconds, 4),
-              "write_seconds": round(time.perf_counter() - t1, 4)}
+              "write_seconds": round(time.perf_counter() - t0 - seconds, 4)}
     if args.finetune:
         cfg = build_dataclass(NerfFitConfig, run.read_config()["fit"])
-        out = finetune(run.path, cfg, args.finetune, device=str(device), quiet=args.quiet, seed=args.seed)
+        out = finetune(run.path, cfg, args.finetune, device=str(device), quiet=args.quiet, seed=args.seed,
+                       lr=args.finetune_lr)
         result["finetune"] = {k: out[k] for k in ("step", "seconds", "psnr", "ssim") if k in out}
     print(json.dumps(result))
     return 0

@@ -7,12 +7,13 @@ import sys
 
 from inr.signals.scene_collection import load_scene_collection
 
+from .options import add_command_path
+
 
 def add_scenes_parser(commands) -> None:
-    p = commands.add_parser("scenes", help="built-in procedural scenes: make scene collections")
-    actions = p.add_subparsers(dest="scenes_action", metavar="ACTION", required=True)
-    make = actions.add_parser("make", help="render built-in scenes to a folder")
-    what = make.add_subparsers(dest="scenes_what", metavar="WHAT", required=True)
+    what = add_command_path(commands, ("scenes", "built-in procedural scenes: make scene collections", "scenes_action",
+                                       "ACTION"),
+                            ("make", "render built-in scenes to a folder", "scenes_what", "WHAT"))
     c = what.add_parser("collection", help="N captioned multi-view scenes with a train / held-out split "
                                            "(held-out captions: unseen combinations of seen words)",
                         formatter_class=argparse.ArgumentDefaultsHelpFormatter)

@@ -225,7 +225,7 @@ def generate_text_command(args) -> int:
     if steps:
         nerf_cfg = build_dataclass(NerfFitConfig, out.read_config()["fit"])
         done = finetune(out.path, nerf_cfg, steps, device=str(device), quiet=getattr(args, "quiet", False),
-                        seed=getattr(args, "seed", 0))
+                        seed=getattr(args, "seed", 0), lr=getattr(args, "finetune_lr", None))
         result["finetune"] = {k: done[k] for k in ("step", "seconds", "psnr", "ssim") if k in done}
     print(json.dumps(result))
     return 0

@@ -35,7 +35,7 @@ from inr.train.nerf import (
 )
 from inr.train.rundir import RunDir, load_tensors
 
-GRID_PASSES = 3  # density probes per occupancy cell (a random point each): thin parts are not missed
+GRID_PASSES = 2  # density probes per occupancy cell (a random point each): thin parts are not missed
 
 
 def _data_section(dataset: Path, train_data, splits: list[str], source: str) -> dict:
@@ -133,10 +133,11 @@ def _write_preview(run: RunDir, renderer, data, cfg: NerfFitConfig, device) -> N
 
 
 def finetune(run_dir: str | os.PathLike, cfg: NerfFitConfig, steps: int, *, max_seconds: float | None = None,
-             device: str = "auto", quiet: bool = False, seed: int = 0) -> dict:
+             device: str = "auto", quiet: bool = False, seed: int = 0, lr: float | None = None) -> dict:
     """Fine-tune the nerf run `run_dir` (whose "fit" settings are `cfg`) for `steps` steps on its
     dataset's training views with the normal NeRF trainer, starting from its weights and occupancy
-    grid; saves the model and grid back and returns the trainer's result (the final evaluation)."""
+    grid (at learning rate `lr`, default the run's: `inr fit nerf`'s 1e-2); saves the model and grid
+    back and returns the trainer's result (the final evaluation)."""
     if steps < 1:
         raise InputError(f"--finetune must be >= 1 steps, got {steps}")
     run = RunDir.open(run_dir)
@@ -145,7 +146,8 @@ def finetune(run_dir: str | os.PathLike, cfg: NerfFitConfig, steps: int, *, max_
         raise InputError(f"{run_dir}: not a nerf run (kind {config.get('kind')!r})")
     dev = resolve_device(device)
     train_data, val_data, _ = load_for_training(config["data"]["dataset"], cfg.downscale)
-    train_cfg = dataclasses.replace(cfg.resolved_train(), steps=int(steps), max_seconds=max_seconds, seed=seed,
+    base = cfg.resolved_train()
+    train_cfg = dataclasses.replace(base, steps=int(steps), max_seconds=max_seconds, seed=seed, lr=lr or base.lr,
                                     device=str(dev), eval_every=0, checkpoint_every=0)
     task = NerfTask(train_data, val_data, load(run.path, dev), cfg, train_cfg.batch_size, dev, seed=seed)
     density = load_tensors(run.path / GRID_FILE)[0]["density"]

@@ -157,7 +157,10 @@ class FewViewGenerator(nn.Module):
     def encode(self, volumes: list[torch.Tensor], u: torch.Tensor) -> torch.Tensor:
         """The dense grid encoding of unit positions u [B, N, 3] from per-level volumes: what
         HashGrid computes from the same values as a table (trilinear between vertices, vertex i
-        where u * scale + 0.5 = i), by one grid_sample per level (much faster per scene on a CPU)."""
+        where u * scale + 0.5 = i), by one grid_sample per level (much faster per scene on a CPU).
+        The two differ only past the last vertex of a level (the box's outer half cell, or
+        (1.5 - scale % 1) / scale of it: empty space around the scenes): tcnn's dense index wraps
+        there, this clamps to the border."""
         b, n, _ = u.shape
         out = []
         for vol, scale in zip(volumes, self.field.encoding.layout.scales):
@@ -341,3 +344,31 @@ def write_support_dataset(folder, data: RadianceData, support: list[int], held_o
             atomic_write_text(folder / f"transforms_{split}.json", json.dumps(
                 {"w": d.width, "h": d.height, "scale": scale, "offset": offset, "aabb_scale": 1, "frames": frames},
                 indent=1) + "\n")
+
+
+def generate_run(model: FewViewGenerator, data: RadianceData, indices: list[int], out, held_out: RadianceData | None,
+                 universal: bool = False, generated: dict | None = None, device: str | torch.device = "cpu"):
+    """One forward pass from views `indices` of `data`, written as the nerf run `out` (its dataset:
+    those support views, and `held_out` as its test views). Returns (run, seconds of the forward
+    pass: reading the views at the model's size, generating, materialising; whether they were resized)."""
+    import time
+
+    from .nerf_run import write_nerf_run
+
+    t0 = time.perf_counter()
+    views, c2w, intr, resized = support_tensors(data, indices, model.cfg.image_size)
+    with torch.no_grad():
+        params = model.generate(views[None].to(device), c2w[None].to(device), intr[None].to(device),
+                                update=not universal)
+        field = model.materialize(params, 0)
+    seconds = time.perf_counter() - t0
+
+    def stage(folder) -> str:
+        write_support_dataset(folder / "views", data, indices, held_out, list(model.field.cfg.aabb))
+        return "views"
+
+    run = write_nerf_run(out, field, stage_dataset=stage, device=device,
+                         generated={"by": KIND, "support_views": list(indices), "universal": universal,
+                                    **(generated or {})},
+                         metrics={"generation_seconds": round(seconds, 4)})
+    return run, seconds, resized

@@ -24,7 +24,7 @@ from inr.render.rays import Cameras, orbit_like
 from inr.signals.metrics import psnr, ssim
 from inr.signals.radiance import RadianceData, load_radiance
 
-from .loop import TrainConfig, with_defaults
+from .loop import TrainConfig
 from .rundir import RunDir, load_tensors, save_tensors
 
 # Adam on the hypernetwork at 1e-3 (a transformer), the shared hash grid at 10x (instant-ngp's 1e-2).
@@ -52,7 +52,7 @@ class TextTrainConfig:
     train: TrainConfig = dc_field(default_factory=TrainConfig)
 
     def resolved_train(self) -> TrainConfig:
-        return with_defaults(self.train, TEXT_TRAIN_DEFAULTS)
+        return self.train.with_defaults(TEXT_TRAIN_DEFAULTS)
 
 
 @dataclass

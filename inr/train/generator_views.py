@@ -6,7 +6,6 @@ weights jointly (HyperPlanes' recipe). Evaluation renders held-out scenes' test 
 support views spread over their training views (zero shot)."""
 from __future__ import annotations
 
-import dataclasses
 from dataclasses import dataclass
 from dataclasses import field as dc_field
 
@@ -40,10 +39,7 @@ class ViewsTrainConfig:
     train: TrainConfig = dc_field(default_factory=TrainConfig)
 
     def resolved_train(self) -> TrainConfig:
-        t = dataclasses.replace(self.train)
-        for k, v in VIEWS_TRAIN_DEFAULTS.items():
-            if getattr(t, k) is None:
-                setattr(t, k, v)
+        t = self.train.with_defaults(VIEWS_TRAIN_DEFAULTS)
         if t.backend == "auto":
             # Per-scene weights [B, out, in]: the PyTorch ops ran the generator's MLPs 3-7x faster
             # than the fused CPU kernels' batched path (32x32 scenes, 4 per step, 2 shared cores).

@@ -2,13 +2,12 @@
 checkpoints and resume."""
 from __future__ import annotations
 
-import dataclasses
 import math
 import sys
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Protocol
 
 import torch
@@ -44,20 +43,15 @@ class TrainConfig:
     backend: str = "auto"
     mlp_precision: str = "fp32"  # fused CUDA MLP operands: fp32, or fp16/bf16 tensor cores (fp32 accumulation)
 
+    def with_defaults(self, defaults: dict) -> "TrainConfig":
+        """A copy with each setting that is None taken from `defaults` (a task's own defaults)."""
+        return replace(self, **{k: v for k, v in defaults.items() if getattr(self, k) is None})
+
     @property
     def hot_ops(self) -> Backend:
         """The backend value of `backend` and `mlp_precision` (plain strings here, so config.json
         stays plain JSON); ValueError for an unknown name."""
         return Backend(self.backend, self.mlp_precision)
-
-
-def with_defaults(cfg: TrainConfig, defaults: dict) -> TrainConfig:
-    """A copy of `cfg` whose unset (None) settings take the task's own `defaults`."""
-    t = dataclasses.replace(cfg)
-    for k, v in defaults.items():
-        if getattr(t, k) is None:
-            setattr(t, k, v)
-    return t
 
 
 class Task(Protocol):

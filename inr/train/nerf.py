@@ -16,7 +16,7 @@ from inr.signals.metrics import psnr, ssim
 from inr.signals.radiance import BACKGROUNDS, RadianceData, RaySampler, background_color
 
 from .load import load
-from .loop import TrainConfig, with_defaults
+from .loop import TrainConfig
 from .rundir import load_tensors, save_tensors
 
 LOSSES = ("mse", "huber")
@@ -62,7 +62,7 @@ class NerfFitConfig:
     train: TrainConfig = dc_field(default_factory=TrainConfig)
 
     def resolved_train(self) -> TrainConfig:
-        return with_defaults(self.train, NERF_TRAIN_DEFAULTS)
+        return self.train.with_defaults(NERF_TRAIN_DEFAULTS)
 
     def check(self) -> None:
         """Raise ValueError for settings that cannot work."""
