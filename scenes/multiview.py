@@ -266,8 +266,11 @@ def _caption(prims: list[dict]) -> str:
     return f"{head} beside {others}"
 
 
-def describe_scene(scene: int | str = DEFAULT_MULTIVIEW_SCENE) -> dict:
+def describe_scene(scene: int | str = DEFAULT_MULTIVIEW_SCENE, recipe: list | None = None) -> dict:
     """The composition of a scene (a seed or built-in name) without rendering it.
+
+    `recipe` (towers listed bottom to top as (kind, colour) pairs) replaces the seed's random
+    choice of objects; the seed still draws sizes, spacing and cameras (scene collections use it).
 
     Returns ``{"name", "seed", "caption", "primitives"}``; each primitive has ``kind``, ``colour``
     (a `PALETTE` name), ``rgb``, ``position`` (centre of its bounding box), ``size`` (edge, radius,
@@ -277,9 +280,20 @@ def describe_scene(scene: int | str = DEFAULT_MULTIVIEW_SCENE) -> dict:
     >>> describe_scene("blocks")["caption"]
     'a red cube on a blue cylinder beside a yellow sphere'
     """
-    name, seed, recipe = _resolve(scene)
-    prims = _compose(seed, recipe)
+    name, seed, named = _resolve(scene)
+    if recipe is not None:
+        _check_recipe(recipe)
+    prims = _compose(seed, recipe if recipe is not None else named)
     return {"name": name, "seed": seed, "caption": _caption(prims), "primitives": prims}
+
+
+def _check_recipe(recipe: list) -> None:
+    if not recipe or not all(tower for tower in recipe):
+        raise InputError("a scene recipe needs at least one tower of at least one primitive")
+    for tower in recipe:
+        for kind, colour in tower:
+            if kind not in KINDS or colour not in PALETTE:
+                raise InputError(f"scene recipe: unknown primitive {kind!r} or colour {colour!r}")
 
 
 # ----------------------------------------------------------------------------------------------
@@ -434,14 +448,15 @@ def _write_json(path: Path, obj) -> None:
 
 
 def generate_scene(out_dir: str | os.PathLike, seed: int | str = 0, size: int = 100, n_train: int = 50,
-                   n_val: int = 5, n_test: int = 10, supersample: int = 2) -> Path:
+                   n_val: int = 5, n_test: int = 10, supersample: int = 2, recipe: list | None = None) -> Path:
     """Render the scene `seed` (an int, or a built-in name such as "blocks") into a Blender dataset.
 
     Writes `out_dir` atomically: everything is built in a temporary folder beside it and renamed
     into place at the end, so `out_dir` is either absent or complete. An existing generated scene
     there is replaced; any other non-empty folder is refused (`InputError`). Images are `size` x
     `size` RGBA PNGs, each pixel the box-filtered mean of `supersample` x `supersample` rays (soft,
-    anti-aliased edges, as Blender renders them). Returns `out_dir` as a Path.
+    anti-aliased edges, as Blender renders them). `recipe` chooses the objects (`describe_scene`).
+    Returns `out_dir` as a Path.
 
     >>> path = generate_scene("/tmp/blocks", "blocks", size=64, n_train=20)   # doctest: +SKIP
     >>> json.loads((path / "scene.json").read_text())["caption"]              # doctest: +SKIP
@@ -451,7 +466,7 @@ def generate_scene(out_dir: str | os.PathLike, seed: int | str = 0, size: int = 
                               ("n_test", n_test, 0), ("supersample", supersample, 1)):
         if not isinstance(value, (int, np.integer)) or isinstance(value, bool) or value < low:
             raise InputError(f"{label} must be an integer >= {low}, got {value!r}")
-    info = describe_scene(seed)
+    info = describe_scene(seed, recipe)
     out = Path(out_dir).expanduser().absolute()
     _check_out_dir(out)
     try:

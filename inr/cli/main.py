@@ -11,8 +11,10 @@ from inr.hyper.hcinr import PARTS as HCINR_PARTS
 from . import (
     codec_commands,
     collection_commands,
+    generate_commands,
     image_commands,
     nerf_commands,
+    scenes_commands,
     sdf_commands,
     view_command,
 )
@@ -53,6 +55,8 @@ def build_parser() -> argparse.ArgumentParser:
     info.set_defaults(handler=info_command)
     view_command.add_view_parser(commands)
     codec_commands.add_parsers(commands)
+    scenes_commands.add_scenes_parser(commands)
+    generate_commands.add_generator_parsers(commands)
     return parser
 
 

@@ -178,3 +178,11 @@ def _coerce(value, tp, key):
     if not isinstance(value, expected) or (expected is int and isinstance(value, bool)):
         raise InputError(f"config key {key!r} must be {getattr(expected, '__name__', expected)}, got {value!r}")
     return value
+
+
+def add_command_path(commands, *steps: tuple[str, str, str, str]):
+    """Nested subcommands ("inr scenes make ..."): each step (name, help, dest, metavar) adds a
+    parser and its required subcommands; returns the last subparsers, where the leaves go."""
+    for name, help_, dest, metavar in steps:
+        commands = commands.add_parser(name, help=help_).add_subparsers(dest=dest, metavar=metavar, required=True)
+    return commands

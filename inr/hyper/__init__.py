@@ -13,12 +13,15 @@ or the SIREN paper's initialisation. Conditioning: `AutoDecoder`, `ConvEncoder`,
 
 `DOHField` (`inr.hyper.doh`): D'OH, decoder-only random hypernetworks: every weight is
 theta_0 + P z with P regenerated from a seed, only the latent z trained (the image codec's core).
+`DynamicHyperNetwork` (`inr.hyper.dynamic`): HyperFields' dynamic hypernetwork, a transformer's
+conditioning token and the stop-gradient mean activations -> an MLP's weights layer by layer.
 
 `HCINRField` (`inr.hyper.hcinr`, field kind "hcinr"): hierarchical hypernetwork coordinate warps
 (HC-INR) in front of a compact field.
 """
 from .conditioning import SOURCES, AutoDecoder, ConvEncoder, SetEncoder
 from .doh import DOHConfig, DOHField
+from .dynamic import DynamicHyperConfig, DynamicHyperNetwork, LayerTarget, mlp_layer_targets, mlp_probe
 from .field import HyperField, build_hyper_field, hyper_config_dict
 from .generator import INITS, HyperConfig, HyperNetwork
 from .hcinr import HCINRConfig, HCINRField
@@ -26,7 +29,9 @@ from .mip import mip_encode
 from .modes import MODES
 from .targets import Target, mlp_parameters, select_targets
 
-__all__ = ["INITS", "MODES", "SOURCES", "AutoDecoder", "ConvEncoder", "DOHConfig", "DOHField", "HCINRConfig", "HCINRField", "HyperConfig",
+__all__ = ["INITS", "MODES", "SOURCES", "AutoDecoder", "ConvEncoder", "DOHConfig", "DOHField",
+           "DynamicHyperConfig", "DynamicHyperNetwork", "LayerTarget", "mlp_layer_targets", "mlp_probe",
+           "HCINRConfig", "HCINRField", "HyperConfig",
            "HyperField", "HyperNetwork",
            "SetEncoder", "Target", "build_hyper_field", "hyper_config_dict", "mip_encode", "mlp_parameters",
            "select_targets"]

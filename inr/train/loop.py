@@ -7,7 +7,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Protocol
 
 import torch
@@ -42,6 +42,10 @@ class TrainConfig:
     device: str = "auto"
     backend: str = "auto"
     mlp_precision: str = "fp32"  # fused CUDA MLP operands: fp32, or fp16/bf16 tensor cores (fp32 accumulation)
+
+    def with_defaults(self, defaults: dict) -> "TrainConfig":
+        """A copy with each setting that is None taken from `defaults` (a task's own defaults)."""
+        return replace(self, **{k: v for k, v in defaults.items() if getattr(self, k) is None})
 
     @property
     def hot_ops(self) -> Backend:

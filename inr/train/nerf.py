@@ -74,11 +74,7 @@ class NerfFitConfig:
     train: TrainConfig = dc_field(default_factory=TrainConfig)
 
     def resolved_train(self) -> TrainConfig:
-        t = dataclasses.replace(self.train)
-        for k, v in NERF_TRAIN_DEFAULTS.items():
-            if getattr(t, k) is None:
-                setattr(t, k, v)
-        return t
+        return self.train.with_defaults(NERF_TRAIN_DEFAULTS)
 
     def check(self) -> None:
         """Raise ValueError for settings that cannot work."""

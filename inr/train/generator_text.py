@@ -1,0 +1,235 @@
+"""Training the text-to-NeRF generator by distillation (HyperFields' second stage): every step
+renders a few training scenes through their generated weights (one batched MLP call) at random rays
+and regresses the teachers' renders at those rays plus the scenes' own images.
+
+What is the paper's: teachers are per-scene NeRFs; the generator learns all scenes at once from
+their renders; the loss is photometric. What is ours: teachers are `inr fit nerf` runs on the
+scene's real views (no diffusion model offline), rendered once at the training views and at
+`distill_views` extra orbit views (where the data has no image, the teacher is the only target);
+rays are rendered densely (stratified samples in the object box, no occupancy grid) so that B
+scenes share one batch; the dynamic heads probe a fixed seeded point set (the same at training and
+generation, `TextNerfGenerator.probe_points`) rather than the batch's samples.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from dataclasses import field as dc_field
+from pathlib import Path
+
+import torch
+
+from inr.generate.text import TextNerfConfig, TextNerfGenerator
+from inr.render.dense import composite_dense, dense_samples, render_dense
+from inr.render.rays import Cameras, orbit_like
+from inr.signals.metrics import psnr, ssim
+from inr.signals.radiance import RadianceData, load_radiance
+
+from .loop import TrainConfig
+from .rundir import RunDir, load_tensors, save_tensors
+
+# Adam on the hypernetwork at 1e-3 (a transformer), the shared hash grid at 10x (instant-ngp's 1e-2).
+TEXT_TRAIN_DEFAULTS = {"steps": 2000, "lr": 1e-3, "batch_size": 4, "beta2": 0.99, "eps": 1e-10, "schedule": "cosine"}
+OBJECT_BOX = (-1.1, -1.1, -1.1, 1.1, 1.1, 1.1)  # the collection's objects fit in [-1, 1]^3
+
+
+@dataclass
+class TextTrainConfig:
+    """`inr train generator text` settings; config.json stores their resolved form. `batch_size`
+    (in `train`) is the number of scenes per step."""
+
+    target: str = ""  # the scene collection
+    teachers: str = "auto"  # auto (fitted into OUT/teachers) or a folder of nerf runs named as the scenes
+    rays_per_scene: int = 256
+    samples: int = 64  # per ray, in the object box
+    distill: bool = True  # False: images only (the paper's "without distillation" ablation)
+    distill_views: int = 16  # teacher-only orbit views per scene, beside the training views
+    distill_weight: float = 1.0
+    grid_lr_factor: float = 10.0
+    eval_views: int = 2  # val views per scene at each evaluation
+    teacher_steps: int = 500
+    teacher_batch: int = 8192  # samples per teacher step: 32-64 px views need far fewer than 2^16
+    generator: TextNerfConfig = dc_field(default_factory=TextNerfConfig)
+    train: TrainConfig = dc_field(default_factory=TrainConfig)
+
+    def resolved_train(self) -> TrainConfig:
+        return self.train.with_defaults(TEXT_TRAIN_DEFAULTS)
+
+
+@dataclass
+class SceneRays:
+    """One training scene's ray pool: origins, dirs [M, 3]; image RGBA [M, 4] (NaN where a ray has
+    no image: a teacher-only view); teacher RGB (premultiplied) + opacity [M, 4] or None."""
+
+    name: str
+    caption: str
+    origins: torch.Tensor
+    dirs: torch.Tensor
+    image: torch.Tensor
+    teacher: torch.Tensor | None
+    val: RadianceData | None
+
+
+def _all_rays(cams: Cameras) -> tuple[torch.Tensor, torch.Tensor]:
+    o, d = zip(*(cams.view_rays(i) for i in range(len(cams))))
+    return torch.cat(o), torch.cat(d)
+
+
+def distill_cameras(train: RadianceData, n: int) -> Cameras:
+    """n orbit views around the object (two rings, 20 and 50 degrees up) with the first camera's
+    intrinsics: where the teachers are rendered beyond the training views."""
+    c = train.cameras
+    low = orbit_like(c, (0.0, 0.0, 0.0), max(n // 2, 1), elevation_deg=20.0)
+    high = orbit_like(c, (0.0, 0.0, 0.0), max(n - n // 2, 1), elevation_deg=50.0)
+    poses = torch.cat([low, high])[:n]
+    k = poses.shape[0]
+    return Cameras(poses, c.fx[:1].expand(k), c.fy[:1].expand(k), c.cx[:1].expand(k), c.cy[:1].expand(k),
+                   c.width, c.height)
+
+
+@torch.no_grad()
+def teacher_renders(teacher_run: Path, cams: Cameras, open_renderer, device: torch.device) -> torch.Tensor:
+    """A teacher run's renders [V, H, W, 4] (RGB premultiplied, opacity) of `cams`, cached in the
+    teacher run (distill_<W>x<H>_<hash>.safetensors): every generator run over it needs the same.
+    `open_renderer(run_dir, device)` opens the run's RadianceRenderer (only on a cache miss)."""
+    import hashlib
+
+    key = hashlib.sha1(cams.c2w.contiguous().numpy().tobytes() + cams.fx.contiguous().numpy().tobytes()).hexdigest()[:12]
+    path = Path(teacher_run) / f"distill_{cams.width}x{cams.height}_{key}.safetensors"
+    if path.is_file():
+        return load_tensors(path)[0]["rgba"]
+    renderer = open_renderer(teacher_run, device)
+    black = torch.zeros(3, device=device)
+    dev_cams = cams.to(device)
+    out = [renderer.render_view(dev_cams, i, black) for i in range(len(cams))]
+    rgba = torch.stack([torch.cat([o["rgb"], o["opacity"]], -1) for o in out]).cpu()
+    save_tensors(path, {"rgba": rgba})
+    return rgba
+
+
+def scene_rays(name: str, caption: str, dataset: Path, teacher: Path | None, cfg: TextTrainConfig,
+               open_renderer, device: torch.device) -> SceneRays:
+    """The ray pool of one scene: its training views (image + teacher at the same rays) and, with
+    distillation, `distill_views` teacher-only views; its val split for evaluation."""
+    train = load_radiance(dataset, "train")
+    try:
+        val = load_radiance(dataset, "val")
+    except Exception:  # noqa: BLE001  (a scene without val views is evaluated on train views)
+        val = None
+    origins, dirs = _all_rays(train.cameras)
+    image = train.images.reshape(-1, train.images.shape[-1])
+    image = image.float() / (255.0 if train.images.dtype == torch.uint8 else 1.0)
+    if image.shape[-1] == 3:
+        image = torch.cat([image, torch.ones_like(image[:, :1])], -1)
+    taught = None
+    if cfg.distill and teacher is not None:
+        taught = teacher_renders(teacher, train.cameras, open_renderer, device).reshape(-1, 4)
+        if cfg.distill_views > 0:
+            extra = distill_cameras(train, cfg.distill_views)
+            o, d = _all_rays(extra)
+            t = teacher_renders(teacher, extra, open_renderer, device).reshape(-1, 4)
+            origins, dirs = torch.cat([origins, o]), torch.cat([dirs, d])
+            image = torch.cat([image, torch.full((o.shape[0], 4), float("nan"))])
+            taught = torch.cat([taught, t])
+    return SceneRays(name, caption, origins, dirs, image, taught, val)
+
+
+class TextGeneratorTask:
+    """Distillation of the scenes' teachers (and images) into one TextNerfGenerator."""
+
+    def __init__(self, model: TextNerfGenerator, scenes: list[SceneRays], tokens: torch.Tensor, mask: torch.Tensor,
+                 cfg: TextTrainConfig, scenes_per_step: int, device: torch.device, seed: int = 0,
+                 heldout: list[tuple[str, RadianceData | None, int]] | None = None):
+        self.model = model.to(device)
+        self.scenes, self.cfg, self.device = scenes, cfg, device
+        self.tokens, self.mask = tokens.to(device), mask.to(device)  # [S, T, D] for scenes then held-out
+        self.heldout = heldout or []  # (name, val data, row in tokens): evaluated zero-shot
+        self.b = min(scenes_per_step, len(scenes))
+        self.box = torch.tensor(OBJECT_BOX, device=device)
+        self.generator = torch.Generator(device="cpu").manual_seed(seed)
+        self.pools = [(s.origins.to(device), s.dirs.to(device), s.image.to(device),
+                       None if s.teacher is None else s.teacher.to(device)) for s in scenes]
+        self.samples_seen = 0
+
+    def param_groups(self, lr: float) -> list[dict]:
+        grid = [self.model.field.encoding.params] if self.model.field.cfg.encoding == "hash" else []
+        return [{"params": list(self.model.hyper.parameters()), "lr": lr},
+                {"params": grid, "lr": lr * self.cfg.grid_lr_factor}]
+
+    def _batch(self):
+        g = self.generator
+        pick = torch.randperm(len(self.scenes), generator=g)[: self.b]
+        o, d, img, tea = [], [], [], []
+        for i in pick.tolist():
+            po, pd, pi, pt = self.pools[i]
+            idx = torch.randint(po.shape[0], (self.cfg.rays_per_scene,), generator=g).to(self.device)
+            o.append(po[idx]), d.append(pd[idx]), img.append(pi[idx])
+            tea.append(pt[idx] if pt is not None else torch.full_like(pi[idx], float("nan")))
+        return pick.to(self.device), torch.stack(o), torch.stack(d), torch.stack(img), torch.stack(tea)
+
+    def loss(self, step: int) -> tuple[torch.Tensor, dict]:
+        pick, origins, dirs, image, teacher = self._batch()
+        g = self.generator
+        b, r = origins.shape[:2]
+        bg = torch.rand(b, r, 3, generator=g).to(self.device)
+        jitter = torch.rand(b, r, 1, generator=g).to(self.device)
+        t, delta, _ = dense_samples(origins, dirs, self.box, self.cfg.samples, jitter)
+        points = origins[:, :, None] + dirs[:, :, None] * t[..., None]
+        view = dirs[:, :, None].expand_as(points)
+        params = self.model.params(self.tokens[pick], self.mask[pick])
+        rgb, density = self.model.field(points.reshape(b, -1, 3), view.reshape(b, -1, 3), params)
+        pred, _ = composite_dense(rgb.view(b, r, -1, 3), density.view(b, r, -1), delta, bg)
+        self.samples_seen += points.numel() // 3
+        has_img = ~torch.isnan(image[..., 0])
+        img = torch.nan_to_num(image)
+        img_target = img[..., :3] * img[..., 3:] + bg * (1 - img[..., 3:])
+        err_img = ((pred - img_target) ** 2).mean(-1)
+        mse_img = (err_img * has_img).sum() / has_img.sum().clamp_min(1)
+        loss = mse_img
+        has_t = ~torch.isnan(teacher[..., 0])
+        if bool(has_t.any()):
+            tea = torch.nan_to_num(teacher)
+            t_target = tea[..., :3] + bg * (1 - tea[..., 3:])
+            mse_t = (((pred - t_target) ** 2).mean(-1) * has_t).sum() / has_t.sum()
+            loss = loss + self.cfg.distill_weight * mse_t
+        return loss, {"psnr": -10.0 * torch.log10(mse_img.detach().clamp_min(1e-10))}
+
+    @torch.no_grad()
+    def render_view(self, row: int, cams: Cameras, i: int, background: torch.Tensor, chunk: int = 4096) -> torch.Tensor:
+        """Image [H, W, 3] of camera i for the caption in `row`, through its generated weights."""
+        params = self.model.params(self.tokens[row:row + 1], self.mask[row:row + 1])
+        origins, dirs = cams.to(self.device).view_rays(i)
+        field_fn = lambda x, d: self.model.field(x, d, params)  # noqa: E731
+        parts = [render_dense(field_fn, o[None], d[None], self.box, self.cfg.samples, background)[0][0]
+                 for o, d in zip(origins.split(chunk), dirs.split(chunk))]
+        return torch.cat(parts).view(cams.height, cams.width, 3).clamp(0, 1).cpu()
+
+    def _score(self, row: int, data: RadianceData) -> dict:
+        white = torch.ones(3, device=self.device)
+        k = min(self.cfg.eval_views, len(data))
+        views = [(self.render_view(row, data.cameras, i, white), data.view(i, white.cpu())) for i in range(k)]
+        return {"psnr": sum(float(psnr(p, t)) for p, t in views) / k, "ssim": sum(float(ssim(p, t)) for p, t in views) / k}
+
+    def evaluate(self) -> dict:
+        """PSNR/SSIM per scene on its val views through the generated weights (dense rendering);
+        "psnr" is the training scenes' mean, "heldout_psnr" the held-out captions' (zero shot)."""
+        per_scene = {}
+        for row, s in enumerate(self.scenes):
+            if s.val is not None:
+                per_scene[s.name] = self._score(row, s.val)
+        out = {"psnr": _mean(per_scene, "psnr"), "ssim": _mean(per_scene, "ssim"),
+               "scenes": {k: round(v["psnr"], 3) for k, v in per_scene.items()}}
+        held = {name: self._score(row, data) for name, data, row in self.heldout if data is not None}
+        if held:
+            out.update({"heldout_psnr": _mean(held, "psnr"), "heldout_ssim": _mean(held, "ssim"),
+                        "heldout_scenes": {k: round(v["psnr"], 3) for k, v in held.items()}})
+        return out
+
+    def state(self) -> dict:
+        return {"generator": self.generator.get_state()}
+
+    def load_state(self, state: dict) -> None:
+        self.generator.set_state(state["generator"])
+
+
+def _mean(rows: dict, key: str) -> float:
+    return sum(r[key] for r in rows.values()) / max(len(rows), 1)
