@@ -151,7 +151,7 @@ def main() -> None:
                     "universal": evaluate(generate(model, data, 3, Path(tmp) / "lego-u", val, universal=True)[0])}
     out = {"collection": str(coll.root), "model": str(Path(args.model).resolve()), "scenes": len(scenes),
            "image_size": model.cfg.image_size, "threads": torch.get_num_threads(),
-           "train_steps": next((r["step"] for r in RunDir(args.model).metrics() if r.get("final")), None),
+           "train_steps": next((r["step"] for r in reversed(list(RunDir(args.model).metrics())) if r.get("final")), None),
            "support": {k: {m: mean_of(v) for m, v in d.items()} for k, d in results.items()},
            "generation_s": {"mean": round(statistics.fmean(gen_s), 4), "max": round(max(gen_s), 4)},
            "write_s": round(statistics.fmean(write_s), 4),
