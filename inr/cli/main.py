@@ -97,20 +97,34 @@ def params_by_part(state: dict) -> dict[str, int]:
 
 
 def info_command(args) -> int:
+    from inr.train import RunDir
+
+    run = RunDir.open(args.run)
+    config = run.read_config()
+    if config.get("kind") == generate_commands.KIND:  # a few-view generator: what it was trained on and takes
+        fit = config["fit"]
+        print(json.dumps(run_info(run, config, collection=config["data"]["collection"], support=fit["support"],
+                                  max_support=fit["model"]["max_support"]), indent=2))
+        return 0
     run, config, _ = _run_kind(args.run)
+    print(json.dumps(run_info(run, config, field=config["field"]), indent=2))
+    return 0
+
+
+def run_info(run, config: dict, **sections) -> dict:
+    """What `inr info` prints of any run: its kind, `sections`, parameters (per part), data, training
+    settings, steps, final metrics and files."""
     rows = list(run.metrics())
     final = next((r for r in reversed(rows) if r.get("final")), None)
     state = run.load_model_state()
-    print(json.dumps({
-        "run": str(run.path), "kind": config["kind"], "version": config["version"],
-        "field": config["field"], "params": sum(t.numel() for t in state.values()),
-        "params_by_part": params_by_part(state),
+    return {
+        "run": str(run.path), "kind": config["kind"], "version": config["version"], **sections,
+        "params": sum(t.numel() for t in state.values()), "params_by_part": params_by_part(state),
         "data": config.get("data"), "train": config.get("fit", {}).get("train"),
         "steps": final["step"] if final else (rows[-1]["step"] if rows else 0),
         "seconds": final["time"] if final else None, "final": final["eval"] if final else None,
         "files": sorted(p.name for p in run.path.iterdir()),
-    }, indent=2))
-    return 0
+    }
 
 
 def _option_strings(parser: argparse.ArgumentParser) -> set[str]:
