@@ -18,7 +18,10 @@ from inr.train.rundir import RunDir
 
 # Run kind -> "module:class" of its view, imported when a run of that kind is opened.
 VIEWS = {"image": "viewer.image_view:ImageView", "sdf": "viewer.sdf_view:SDFView", "nerf": "viewer.nerf_view:NerfView",
-         "collection": "viewer.collection_view:collection_view"}
+         "collection": "viewer.collection_view:collection_view",
+         "generator-views": "viewer.generator_views_view:GeneratorViewsView"}
+# Run kind -> the options of `inr view` its view takes (passed as keyword arguments).
+VIEW_OPTIONS = {"generator-views": ("collection",)}
 
 
 def open_run(path) -> tuple[RunDir, dict]:
@@ -63,8 +66,12 @@ class Viewer:
     this process (its weights are shown as they train); without it the run directory is read (and
     re-read while a fit in another process writes checkpoints)."""
 
-    def __init__(self, run_dir, host: str = "127.0.0.1", port: int = 8080, live=None, quiet: bool = False):
+    def __init__(self, run_dir, host: str = "127.0.0.1", port: int = 8080, live=None, quiet: bool = False,
+                 **options):
         self.run, self.config = open_run(run_dir)
+        wrong = [k for k in options if k not in VIEW_OPTIONS.get(self.config["kind"], ())]
+        if wrong:
+            raise InputError(f"{run_dir}: --{wrong[0]} does not apply to {self.config['kind']} runs")
         viser = _viser()
         chosen = free_port(host, port)
         if chosen != port and not quiet:
@@ -79,7 +86,7 @@ class Viewer:
         self.url = f"http://{'localhost' if host in ('0.0.0.0', '::') else host}:{self.port}"
         module, cls = VIEWS[self.config["kind"]].split(":")
         try:
-            self.view = getattr(importlib.import_module(module), cls)(self.server, self.run, self.config, live)
+            self.view = getattr(importlib.import_module(module), cls)(self.server, self.run, self.config, live, **options)
         except BaseException:
             self._stop_server()
             raise
@@ -108,9 +115,10 @@ class Viewer:
             self.stop()
 
 
-def serve(run_dir, host: str = "127.0.0.1", port: int = 8080, block: bool = True) -> Viewer:
-    """Start a viewer on `run_dir`, print its URL and (with `block`) serve until Ctrl-C."""
-    viewer = Viewer(run_dir, host, port)
+def serve(run_dir, host: str = "127.0.0.1", port: int = 8080, block: bool = True, **options) -> Viewer:
+    """Start a viewer on `run_dir`, print its URL and (with `block`) serve until Ctrl-C. `options`:
+    what the run's view takes (VIEW_OPTIONS)."""
+    viewer = Viewer(run_dir, host, port, **options)
     print(f"inr: viewing {viewer.run.path} ({viewer.config['kind']}) at {viewer.url}", flush=True)
     if block:
         viewer.wait()

@@ -8,6 +8,9 @@ def add_view_parser(commands) -> None:
     p.add_argument("run", metavar="RUN", help="run directory")
     p.add_argument("--port", type=int, default=8080, help="port to serve on (the next free one if it is busy)")
     p.add_argument("--host", default="127.0.0.1", help="address to listen on (0.0.0.0: every interface)")
+    p.add_argument("--collection", metavar="DIR", default=None,
+                   help="few-view generator runs: the scene collection to pick scenes from (default: the one it "
+                        "was trained on)")
     p.set_defaults(handler=view_command)
 
 
@@ -25,7 +28,8 @@ def view_command(args) -> int:
             serve,  # imported here: viser is only needed by the viewer
         )
 
-        serve(args.run, args.host, args.port)
+        options = {"collection": args.collection} if args.collection else {}
+        serve(args.run, args.host, args.port, **options)
     except KeyboardInterrupt:  # Ctrl-C while starting up: nothing to keep
         return 130
     return 0
