@@ -48,8 +48,10 @@ class GeneratorViewsView(View):
         if live is not None:
             raise InputError(f"{run.path}: a few-view generator has no live view; open its run with `inr view`")
         path = collection or (config.get("data") or {}).get("collection")
+        if collection is not None and not Path(collection).is_dir():
+            raise InputError(f"{collection}: no such collection (--collection)")
         if not path or not Path(path).is_dir():
-            raise InputError(f"{run.path}: its collection {path} is missing; pass --collection DIR")
+            raise InputError(f"{run.path}: the collection it was trained on ({path}) is missing; pass --collection DIR")
         self.collection = load_scene_collection(path)
         # held-out scenes first: the ones the generator never saw
         self.scenes = self.collection.split("heldout") + self.collection.split("train")
