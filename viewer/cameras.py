@@ -84,6 +84,21 @@ def pinhole(c2w: np.ndarray, fov: float, width: int, height: int):
                    torch.tensor([width / 2.0]), torch.tensor([height / 2.0]), width, height)
 
 
+def render_pinhole(c2w: np.ndarray, fov: float, width: int, height: int, render, device, chunk: int,
+                   abort=lambda: False) -> torch.Tensor | None:
+    """render(origins [n, 3], dirs [n, 3]) -> [n, C] over the rays of a pinhole camera, `chunk` rays
+    at a time (checking `abort()` between chunks, so a stale frame gives up early): [H * W, C], or
+    None when aborted."""
+    origins, dirs = (t.to(device) for t in pinhole(c2w, fov, width, height).view_rays(0))
+    parts = []
+    with torch.no_grad():
+        for o, d in zip(origins.split(chunk), dirs.split(chunk)):
+            if abort():
+                return None
+            parts.append(render(o, d))
+    return torch.cat(parts)
+
+
 def frame_size(aspect: float, pixels: float, max_height: int | None = None) -> tuple[int, int]:
     """(width, height) of a frame with `aspect` (width / height) and about `pixels` pixels."""
     height = max(8, round(math.sqrt(max(pixels, 1.0) / max(aspect, 1e-3))))

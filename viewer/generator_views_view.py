@@ -26,7 +26,7 @@ from inr.signals.scene_collection import load_scene_collection
 from inr.train.generator_views import generate_for, load_scenes
 
 from .base import View, to_uint8
-from .cameras import c2w_to_viser, fov_from_focal, pinhole
+from .cameras import c2w_to_viser, fov_from_focal, render_pinhole
 from .nerf_view import set_client_camera
 from .render_loop import CameraState
 from .server import background
@@ -228,15 +228,11 @@ class GeneratorViewsView(View):
 
     def render_rgb(self, c2w: np.ndarray, fov: float, width: int, height: int, abort=lambda: False):
         """The generated field's image [H, W, 3] of a pinhole camera, or None when aborted."""
-        params, device = self.params, self.device
-        origins, dirs = (t.to(device) for t in pinhole(c2w, fov, width, height).view_rays(0))
-        bg, parts = self.background.to(device), []
-        with torch.no_grad():
-            for o, d in zip(origins.split(self.chunk), dirs.split(self.chunk)):
-                if abort():
-                    return None
-                parts.append(self.model.render(params, o[None], d[None], bg)["rgb"][0])
-        return torch.cat(parts).view(height, width, 3).clamp(0, 1).cpu()
+        params, bg = self.params, self.background.to(self.device)
+        rgb = render_pinhole(c2w, fov, width, height,
+                             lambda o, d: self.model.render(params, o[None], d[None], bg)["rgb"][0],
+                             self.device, self.chunk, abort)
+        return None if rgb is None else rgb.view(height, width, 3).clamp(0, 1).cpu()
 
 
 class _One:

@@ -15,7 +15,7 @@ from inr.signals.radiance import background_color, load_radiance
 from inr.train.nerf import NerfFitConfig, build_renderer
 
 from .base import View, heat, to_uint8
-from .cameras import c2w_to_viser, fov_from_focal, pinhole
+from .cameras import c2w_to_viser, fov_from_focal, render_pinhole
 from .render_loop import CameraState
 from .server import background
 from .source import grid_density, run_field
@@ -110,17 +110,16 @@ class NerfView(View):
                     coarse: bool = False) -> dict | None:
         """{"rgb", "depth", "opacity"} [H, W, C] tensors of a pinhole camera, or None when aborted.
         `coarse`: steps COARSE times longer along the rays (a moving camera's quick frames)."""
-        renderer = self.renderer(coarse)
-        device = self.device
-        origins, dirs = (t.to(device) for t in pinhole(c2w, fov, width, height).view_rays(0))
-        background, parts = self.background.to(device), []
-        with torch.no_grad():
-            for o, d in zip(origins.split(self.chunk), dirs.split(self.chunk)):
-                if abort():
-                    return None
-                out = renderer.render(o, d, background)
-                parts.append(torch.cat([out["rgb"], out["depth"], out["opacity"]], -1))
-        img = torch.cat(parts).view(height, width, 5).cpu()
+        renderer, background = self.renderer(coarse), self.background.to(self.device)
+
+        def rays(o, d):
+            out = renderer.render(o, d, background)
+            return torch.cat([out["rgb"], out["depth"], out["opacity"]], -1)
+
+        img = render_pinhole(c2w, fov, width, height, rays, self.device, self.chunk, abort)
+        if img is None:
+            return None
+        img = img.view(height, width, 5).cpu()
         return {"rgb": img[..., :3], "depth": img[..., 3:4], "opacity": img[..., 4:5]}
 
     def colorize(self, out: dict, kind: str) -> np.ndarray:
