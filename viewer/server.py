@@ -18,7 +18,8 @@ from inr.train.rundir import RunDir
 
 # Run kind -> "module:class" of its view, imported when a run of that kind is opened.
 VIEWS = {"image": "viewer.image_view:ImageView", "sdf": "viewer.sdf_view:SDFView", "nerf": "viewer.nerf_view:NerfView",
-         "collection": "viewer.collection_view:collection_view"}
+         "collection": "viewer.collection_view:collection_view",
+         "text-generator": "viewer.generator_text_view:TextGeneratorView"}
 
 
 def open_run(path) -> tuple[RunDir, dict]:

@@ -97,20 +97,32 @@ def params_by_part(state: dict) -> dict[str, int]:
 
 
 def info_command(args) -> int:
+    from inr.train import RunDir
+
+    from . import text_commands
+
+    run = RunDir.open(args.run)
+    if run.read_config().get("kind") == text_commands.KIND:  # a generator: no field, data or eval of its own
+        print(json.dumps(text_commands.text_generator_info(run, run.read_config()), indent=2))
+        return 0
     run, config, _ = _run_kind(args.run)
-    rows = list(run.metrics())
-    final = next((r for r in reversed(rows) if r.get("final")), None)
     state = run.load_model_state()
     print(json.dumps({
         "run": str(run.path), "kind": config["kind"], "version": config["version"],
         "field": config["field"], "params": sum(t.numel() for t in state.values()),
         "params_by_part": params_by_part(state),
         "data": config.get("data"), "train": config.get("fit", {}).get("train"),
-        "steps": final["step"] if final else (rows[-1]["step"] if rows else 0),
-        "seconds": final["time"] if final else None, "final": final["eval"] if final else None,
-        "files": sorted(p.name for p in run.path.iterdir()),
+        **run_progress(run), "files": sorted(p.name for p in run.path.iterdir()),
     }, indent=2))
     return 0
+
+
+def run_progress(run) -> dict:
+    """{"steps", "seconds", "final"} of a run's metrics.jsonl (its final row's, when there is one)."""
+    rows = list(run.metrics())
+    final = next((r for r in reversed(rows) if r.get("final")), None)
+    return {"steps": final["step"] if final else (rows[-1]["step"] if rows else 0),
+            "seconds": final["time"] if final else None, "final": final["eval"] if final else None}
 
 
 def _option_strings(parser: argparse.ArgumentParser) -> set[str]:
