@@ -1,14 +1,13 @@
 """`inr view` and `inr info` on a text-to-NeRF generator run: a new caption re-generates the NeRF
 (the frame changes and stays finite), the slider's ends are the two captions' own generations, and
 without the text extra both refuse in one line naming the install."""
-import builtins
 import json
 
 import numpy as np
 import pytest
 import torch
 from test_sdf_cli import one_thread  # noqa: F401  (autouse: tiny fits on one thread)
-from test_text_nerf import _has_text_extra, needs_text
+from test_text_nerf import _has_text_extra, block_sentence_transformers, needs_text
 
 from inr.cli.main import main
 from inr.generate.text_encoder import EmbeddingCache, batch_tokens
@@ -87,14 +86,7 @@ def test_view_regenerates_on_a_new_caption_and_interpolates(generator_run):
 
 @pytest.mark.slow
 def test_view_without_the_text_extra_is_one_line(generator_run, monkeypatch, capsys):
-    real_import = builtins.__import__
-
-    def no_sentence_transformers(name, *args, **kwargs):
-        if name.startswith("sentence_transformers"):
-            raise ImportError("No module named 'sentence_transformers'", name="sentence_transformers")
-        return real_import(name, *args, **kwargs)
-
-    monkeypatch.setattr(builtins, "__import__", no_sentence_transformers)
+    block_sentence_transformers(monkeypatch)
     assert main(["view", str(generator_run), "--port", str(free_port("127.0.0.1", 8760))]) == 2
     err = capsys.readouterr().err
     assert "pip install 'inr[text]'" in err and len(err.strip().splitlines()) == 1
