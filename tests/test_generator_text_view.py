@@ -90,3 +90,23 @@ def test_view_without_the_text_extra_is_one_line(generator_run, monkeypatch, cap
     assert main(["view", str(generator_run), "--port", str(free_port("127.0.0.1", 8760))]) == 2
     err = capsys.readouterr().err
     assert "pip install 'inr[text]'" in err and len(err.strip().splitlines()) == 1
+
+
+@needs_text
+@pytest.mark.slow
+def test_text_view_in_a_browser(generator_run):
+    """The page shows the caption panel and the frame the view rendered from the browser's camera."""
+    from test_viewer import FREE, region_error, show
+
+    from viewer.browser import Browser, find_chromium
+
+    if find_chromium() is None:
+        pytest.skip("no chromium on PATH (apt-get install chromium): browser tests skipped")
+    viewer = Viewer(generator_run, port=free_port("127.0.0.1", 8770), quiet=True)
+    try:
+        with Browser(640, 480) as browser:
+            text, shot, frame = show(browser, viewer, "Caption A", "Caption B", "Text to NeRF")
+            assert frame is not None and np.isfinite(frame).all()
+            assert region_error(shot, frame, *FREE) < 12, "the page does not show the rendered frame"
+    finally:
+        viewer.stop()
