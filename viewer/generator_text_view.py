@@ -5,7 +5,10 @@ Two caption boxes and a slider t in [0, 1]: the shown NeRF is generated from
 lerp(cond(caption A), cond(caption B), t), where cond is the generator's conditioning token
 (`hyper.condition`: the conditioning transformer's output over the caption's token embeddings,
 [d_model]), which is what every generated layer reads; the dynamic heads then probe the blended
-network as usual. So t = 0 is caption A's generation and t = 1 caption B's, exactly.
+network as usual. So t = 0 is caption A's generation and t = 1 caption B's, exactly. (HyperFields
+interpolates between scenes in its conditioning space too; blending this token linearly, rather
+than the token embeddings or the pooled sentence embedding, is our choice: it is the one vector per
+caption the generated weights depend on, and captions of different lengths need no alignment.)
 
 Captions are encoded through the run's embedding cache (`text_embeddings.safetensors`): the
 training captions never load the text model; a new caption loads it once. The view never writes
