@@ -38,7 +38,8 @@ def collection(tmp_path_factory) -> Path:
     return make_collection(tmp_path_factory.mktemp("coll") / "c", 4, views=6, res=16, test_views=2, seed=1)
 
 
-def test_missing_extra_is_one_line_naming_the_install(monkeypatch):
+def block_sentence_transformers(monkeypatch) -> None:
+    """Imports of sentence_transformers fail from now on: the text extra looks uninstalled."""
     real_import = builtins.__import__
 
     def no_sentence_transformers(name, *args, **kwargs):
@@ -47,6 +48,10 @@ def test_missing_extra_is_one_line_naming_the_install(monkeypatch):
         return real_import(name, *args, **kwargs)
 
     monkeypatch.setattr(builtins, "__import__", no_sentence_transformers)
+
+
+def test_missing_extra_is_one_line_naming_the_install(monkeypatch):
+    block_sentence_transformers(monkeypatch)
     with pytest.raises(InputError, match=r"pip install 'inr\[text\]'") as e:
         require_text_extra()
     assert "\n" not in str(e.value)

@@ -19,7 +19,8 @@ from inr.train.rundir import RunDir
 # Run kind -> "module:class" of its view, imported when a run of that kind is opened.
 VIEWS = {"image": "viewer.image_view:ImageView", "sdf": "viewer.sdf_view:SDFView", "nerf": "viewer.nerf_view:NerfView",
          "collection": "viewer.collection_view:collection_view",
-         "generator-views": "viewer.generator_views_view:GeneratorViewsView"}
+         "generator-views": "viewer.generator_views_view:GeneratorViewsView",
+         "text-generator": "viewer.generator_text_view:TextGeneratorView"}
 # Run kind -> the options of `inr view` its view takes (passed as keyword arguments).
 VIEW_OPTIONS = {"generator-views": ("collection",)}
 

@@ -99,8 +99,13 @@ def params_by_part(state: dict) -> dict[str, int]:
 def info_command(args) -> int:
     from inr.train import RunDir
 
+    from . import text_commands
+
     run = RunDir.open(args.run)
     config = run.read_config()
+    if config.get("kind") == text_commands.KIND:  # a generator: no field, data or eval of its own
+        print(json.dumps(text_commands.text_generator_info(run, config), indent=2))
+        return 0
     if config.get("kind") == generate_commands.KIND:  # a few-view generator: what it was trained on and takes
         fit = config["fit"]
         print(json.dumps(run_info(run, config, collection=config["data"]["collection"], support=fit["support"],
@@ -114,17 +119,21 @@ def info_command(args) -> int:
 def run_info(run, config: dict, **sections) -> dict:
     """What `inr info` prints of any run: its kind, `sections`, parameters (per part), data, training
     settings, steps, final metrics and files."""
-    rows = list(run.metrics())
-    final = next((r for r in reversed(rows) if r.get("final")), None)
     state = run.load_model_state()
     return {
         "run": str(run.path), "kind": config["kind"], "version": config["version"], **sections,
         "params": sum(t.numel() for t in state.values()), "params_by_part": params_by_part(state),
         "data": config.get("data"), "train": config.get("fit", {}).get("train"),
-        "steps": final["step"] if final else (rows[-1]["step"] if rows else 0),
-        "seconds": final["time"] if final else None, "final": final["eval"] if final else None,
-        "files": sorted(p.name for p in run.path.iterdir()),
+        **run_progress(run), "files": sorted(p.name for p in run.path.iterdir()),
     }
+
+
+def run_progress(run) -> dict:
+    """{"steps", "seconds", "final"} of a run's metrics.jsonl (its final row's, when there is one)."""
+    rows = list(run.metrics())
+    final = next((r for r in reversed(rows) if r.get("final")), None)
+    return {"steps": final["step"] if final else (rows[-1]["step"] if rows else 0),
+            "seconds": final["time"] if final else None, "final": final["eval"] if final else None}
 
 
 def _option_strings(parser: argparse.ArgumentParser) -> set[str]:

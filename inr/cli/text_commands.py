@@ -167,23 +167,45 @@ def add_generate_text_options(parser) -> None:
 
 def load_generator(model_dir: str, device):
     """(run, its TextTrainConfig, the TextNerfGenerator) of a text-generator run; one line otherwise."""
-    from inr.generate.text import TextNerfGenerator
-    from inr.train.generator_text import TextTrainConfig
-
-    from .options import build_dataclass
-
     run = RunDir.open(model_dir)
     config = run.read_config()
     if config.get("kind") != KIND:
         raise InputError(f"{model_dir}: not a text-to-NeRF generator run (kind {config.get('kind')!r}; "
                          f"train one with `inr train generator text COLLECTION_DIR`)")
+    cfg, model = generator_from_state(run, config, run.load_model_state())
+    return run, config, cfg, model.to(device).eval()
+
+
+def generator_from_state(run: RunDir, config: dict, state: dict):
+    """(TextTrainConfig, TextNerfGenerator with weights `state`) of a text-generator run's config."""
+    from inr.generate.text import TextNerfGenerator
+    from inr.train.generator_text import TextTrainConfig
+
+    from .options import build_dataclass
+
     cfg = build_dataclass(TextTrainConfig, config.get("fit") or {})
     model = TextNerfGenerator(cfg.generator)
     try:
-        model.load_state_dict(run.load_model_state())
+        model.load_state_dict(state)
     except RuntimeError as e:
         raise InputError(f"{run.path}: cannot rebuild its generator ({str(e).splitlines()[0]})") from None
-    return run, config, cfg, model.to(device).eval()
+    return cfg, model
+
+
+def text_generator_info(run: RunDir, config: dict) -> dict:
+    """`inr info` of a text-generator run: parameters per part (the shared hash grid and the seed
+    MLPs under "field", the hypernetwork under "hyper"), steps, final metrics, the collection."""
+    from .main import params_by_part, run_progress
+
+    state = run.load_model_state()
+    return {
+        "run": str(run.path), "kind": config["kind"], "version": config["version"],
+        "generator": config.get("generator"), "params": sum(t.numel() for t in state.values()),
+        "params_by_part": params_by_part(state), "train": config.get("fit", {}).get("train"),
+        **run_progress(run),
+        "collection": config.get("collection"), "scenes": config.get("scenes"),
+        "teachers": config.get("teachers"), "files": sorted(p.name for p in run.path.iterdir()),
+    }
 
 
 def generate_text_command(args) -> int:

@@ -3,8 +3,8 @@ from __future__ import annotations
 
 
 def add_view_parser(commands) -> None:
-    p = commands.add_parser("view", help="open a run in the web viewer (images, SDFs, radiance fields; "
-                                         "live while a fit writes checkpoints)")
+    p = commands.add_parser("view", help="open a run in the web viewer (images, SDFs, radiance fields, "
+                                         "text-to-NeRF generators; live while a fit writes checkpoints)")
     p.add_argument("run", metavar="RUN", help="run directory")
     p.add_argument("--port", type=int, default=8080, help="port to serve on (the next free one if it is busy)")
     p.add_argument("--host", default="127.0.0.1", help="address to listen on (0.0.0.0: every interface)")

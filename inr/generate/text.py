@@ -87,15 +87,21 @@ class TextNerfGenerator(nn.Module):
         (mask [B, T]), the dynamic heads probing a random subset of the points x, dirs [B, N, 3]
         (None: points spread over the scene box, viewed from above: what `materialize` uses)."""
         cond = self.hyper.condition(tokens, mask)
+        if x is None:
+            return self.params_from_condition(cond)
         if not self.cfg.hyper.dynamic:
             return self.hyper.generate(cond)
-        b = tokens.shape[0]
-        if x is None:
-            x, dirs = self.probe_points(b, tokens.device)
-        elif x.shape[1] > self.cfg.probe_points:
+        if x.shape[1] > self.cfg.probe_points:
             pick = torch.randperm(x.shape[1], generator=generator, device=x.device)[: self.cfg.probe_points]
             x, dirs = x[:, pick], dirs[:, pick]
         return self.hyper.generate(cond, self.probe(x, dirs))
+
+    def params_from_condition(self, cond: torch.Tensor) -> dict[str, torch.Tensor]:
+        """Per-scene MLP parameters for conditioning tokens [B, d_model] (what `hyper.condition`
+        makes of a caption; the viewer blends two captions' there), probing `probe_points`."""
+        if not self.cfg.hyper.dynamic:
+            return self.hyper.generate(cond)
+        return self.hyper.generate(cond, self.probe(*self.probe_points(cond.shape[0], cond.device)))
 
     def probe_points(self, b: int, device) -> tuple[torch.Tensor, torch.Tensor]:
         """Fixed probe points for generation: a seeded uniform draw in the object box [-1, 1]^3 with
