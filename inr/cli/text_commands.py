@@ -195,17 +195,10 @@ def generator_from_state(run: RunDir, config: dict, state: dict):
 def text_generator_info(run: RunDir, config: dict) -> dict:
     """`inr info` of a text-generator run: parameters per part (the shared hash grid and the seed
     MLPs under "field", the hypernetwork under "hyper"), steps, final metrics, the collection."""
-    from .main import params_by_part, run_progress
+    from .run_info import run_info
 
-    state = run.load_model_state()
-    return {
-        "run": str(run.path), "kind": config["kind"], "version": config["version"],
-        "generator": config.get("generator"), "params": sum(t.numel() for t in state.values()),
-        "params_by_part": params_by_part(state), "train": config.get("fit", {}).get("train"),
-        **run_progress(run),
-        "collection": config.get("collection"), "scenes": config.get("scenes"),
-        "teachers": config.get("teachers"), "files": sorted(p.name for p in run.path.iterdir()),
-    }
+    return run_info(run, config, generator=config.get("generator"), collection=config.get("collection"),
+                    scenes=config.get("scenes"), teachers=config.get("teachers"))
 
 
 def generate_text_command(args) -> int:
