@@ -16,7 +16,7 @@ from inr.train.collection import COLLECTION_FIELDS, HCINR_TARGETS, PRESETS
 from inr.train.loop import resolve_device
 from inr.train.rundir import RunDir
 
-from .fitting import announce, default_out, fit_settings, new_run, train_run
+from .fitting import announce, default_out, fit_settings, new_run, processes, train_run
 from .options import read_config_file
 
 
@@ -92,9 +92,8 @@ def run_collection_fit(args, run: RunDir | None, cfg, train_cfg, task, config: d
             return new_run(args, out, config)
 
         run, created = distributed.made_by_main(make, lambda: (RunDir(out), None))
-    world = distributed.world_size()
     if distributed.is_main():
-        announce(f"{what} with a {cfg.preset} hypernetwork ({world} process{'es' if world > 1 else ''})", task.model, run)
+        announce(f"{what} with a {cfg.preset} hypernetwork ({processes()})", task.model, run)
 
     def finish() -> dict:
         task.write_preview(run.path / "preview.png")

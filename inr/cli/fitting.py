@@ -144,11 +144,26 @@ def run_for(args, run: RunDir | None, kind: str, cfg, train_cfg: TrainConfig, de
     return new_run(args, default, {"kind": kind, "fit": dataclasses.asdict(cfg), **sections})
 
 
+def shared_run(args, run: RunDir | None, kind: str, cfg, train_cfg: TrainConfig, default: Path,
+               **sections) -> tuple[RunDir, bool | None]:
+    """`run_for` on rank 0 under torchrun; the other ranks open the same run once it exists (in
+    one process: `run_for`)."""
+    out = run.path if run is not None else Path(args.out) if args.out else default
+    if run is None:
+        refuse_existing(out)  # on every rank: rank 0 alone failing would leave the others waiting
+    return distributed.made_by_main(lambda: run_for(args, run, kind, cfg, train_cfg, default, **sections),
+                                    lambda: (RunDir(out), None))
+
+
+def refuse_existing(out: Path) -> None:
+    if RunDir.is_run(out):
+        raise InputError(f"{out}: run directory exists; add --resume to continue it or choose another --out")
+
+
 def new_run(args, default: Path, config: dict) -> tuple[RunDir, bool]:
     """Create the run directory (refusing an existing run); returns (run, whether the folder is new)."""
     out = Path(args.out) if args.out else default
-    if RunDir.is_run(out):
-        raise InputError(f"{out}: run directory exists; add --resume to continue it or choose another --out")
+    refuse_existing(out)
     created = not out.exists()
     return RunDir.create(out, config), created
 
@@ -190,6 +205,12 @@ def _train_run(task, run: RunDir, train_cfg: TrainConfig, args, created: bool | 
         print(f"inr: training finished; the viewer stays at {viewer.url} (Ctrl-C to quit)", file=sys.stderr)
         viewer.wait()
     return 0
+
+
+def processes() -> str:
+    """"1 process", "2 processes": how many ranks train (for the announce line)."""
+    world = distributed.world_size()
+    return f"{world} process{'es' if world > 1 else ''}"
 
 
 def announce(what: str, model, run: RunDir) -> None:

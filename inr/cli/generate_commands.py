@@ -21,7 +21,7 @@ from inr.train.generator_views import ViewsTrainConfig, build_views_task
 from inr.train.loop import resolve_device
 from inr.train.nerf import NerfFitConfig
 
-from .fitting import add_fit_options, announce, default_out, fit_settings, run_for, train_run
+from .fitting import add_fit_options, announce, default_out, fit_settings, processes, shared_run, train_run
 from .options import add_command_path, build_dataclass
 
 TOP_LEVEL = ("target", "support", "scenes_per_batch", "background", "eval_scenes", "eval_views")
@@ -95,27 +95,33 @@ def add_generator_parsers(commands) -> None:
 
 
 def train_views_command(args) -> int:
-    if distributed.launched():  # refused rather than every rank training its own copy
-        raise InputError("inr train generator views runs in one process; torchrun (DDP) is not supported yet")
+    """Under torchrun every rank trains on its share of each step's scenes; rank 0 writes the run."""
     run, cfg = fit_settings(args, KIND, ViewsTrainConfig, TOP_LEVEL)
     cfg.check()
     collection = load_scene_collection(cfg.target)
     train_cfg = cfg.resolved_train()
     device = resolve_device(train_cfg.device)
-    task = build_views_task(collection, cfg, train_cfg, device)
-    run, created = run_for(args, run, KIND, cfg, train_cfg, default_out(cfg.target, "views"),
-                           model=task.model.config(),
-                           data={"collection": str(collection.root), "train_scenes": len(collection.split("train")),
-                                 "heldout_scenes": len(collection.split("heldout")),
-                                 "image_size": cfg.model.image_size})
-    announce(f"a few-view generator on {collection.root.name} ({len(collection.split('train'))} training scenes, "
-             f"{cfg.support} support views)", task.model, run)
+    distributed.init(device)
+    try:
+        device = distributed.local_device(device)
+        task = build_views_task(collection, cfg, train_cfg, device)
+        run, created = shared_run(args, run, KIND, cfg, train_cfg, default_out(cfg.target, "views"),
+                                  model=task.model.config(),
+                                  data={"collection": str(collection.root),
+                                        "train_scenes": len(collection.split("train")),
+                                        "heldout_scenes": len(collection.split("heldout")),
+                                        "image_size": cfg.model.image_size})
+        if distributed.is_main():
+            announce(f"a few-view generator on {collection.root.name} ({len(collection.split('train'))} training "
+                     f"scenes, {cfg.support} support views, {processes()})", task.model, run)
 
-    def finish() -> dict:
-        task.write_preview(run.path / "preview.png")
-        return {}
+        def finish() -> dict:
+            task.write_preview(run.path / "preview.png")
+            return {}
 
-    return train_run(task, run, train_cfg, args, created, finish)
+        return train_run(task, run, train_cfg, args, created, finish)
+    finally:
+        distributed.shutdown()
 
 
 # ----------------------------------------------------------------------------------------------

@@ -224,17 +224,22 @@ class FewViewGenerator(nn.Module):
 
     # -- rendering (training and the generator's own evaluation) ------------------------------
     def render(self, params: dict[str, torch.Tensor], origins: torch.Tensor, dirs: torch.Tensor,
-               background: torch.Tensor, jitter: bool = False,
+               background: torch.Tensor, jitter: bool | torch.Tensor = False,
                generator: torch.Generator | None = None) -> dict[str, torch.Tensor]:
         """Volume-render rays [B, R, 3] of B generated fields with `samples_per_ray` uniform samples
-        in the scene box (stratified when `jitter`): {"rgb" [B, R, 3], "opacity" [B, R, 1]}."""
+        in the scene box (stratified when `jitter`: drawn from `generator`, or given as the offsets
+        [B, R, samples_per_ray] in [0, 1)): {"rgb" [B, R, 3], "opacity" [B, R, 1]}."""
         b, r, _ = origins.shape
         s = self.cfg.samples_per_ray
         o, d = origins.reshape(-1, 3), dirs.reshape(-1, 3)
         near, far, hit = ray_aabb(o, d, self.field.aabb, near=0.05)
         far = torch.where(hit, far, near)
-        u = torch.rand(b * r, s, device=o.device, generator=generator) if jitter else torch.full((b * r, s), 0.5,
-                                                                                                   device=o.device)
+        if isinstance(jitter, torch.Tensor):
+            u = jitter.reshape(b * r, s)
+        elif jitter:
+            u = torch.rand(b * r, s, device=o.device, generator=generator)
+        else:
+            u = torch.full((b * r, s), 0.5, device=o.device)
         edges = torch.arange(s + 1, device=o.device, dtype=o.dtype) / s
         span = (far - near)[:, None]
         t0 = near[:, None] + span * edges[:-1]

@@ -8,6 +8,7 @@ the loss curve of one process with the whole batch.
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable
 from dataclasses import dataclass
 from dataclasses import field as dc_field
 
@@ -84,8 +85,23 @@ def local_slice(batch: int) -> slice:
     return slice(r * (batch // w), (r + 1) * (batch // w))
 
 
-def data_parallel(model: nn.Module, device: torch.device) -> nn.Module:
-    """`model` wrapped in DistributedDataParallel under torchrun, else itself."""
+class Through(nn.Module):
+    """`model` whose forward is `step(model, ...)`: lets DDP wrap a model whose training step is
+    not its forward (a generator's generate-then-render); its parameters are the model's."""
+
+    def __init__(self, model: nn.Module, step: Callable[..., torch.Tensor]):
+        super().__init__()
+        self.model, self.step = model, step
+
+    def forward(self, *args, **kwargs):
+        return self.step(self.model, *args, **kwargs)
+
+
+def data_parallel(model: nn.Module, device: torch.device, step: Callable[..., torch.Tensor] | None = None) -> nn.Module:
+    """`model` (called through `step` when given) wrapped in DistributedDataParallel under
+    torchrun, else itself: either way gradients come out averaged over the ranks."""
+    if step is not None:
+        model = Through(model, step)
     if not distributed.active():
         return model
     from torch.nn.parallel import DistributedDataParallel

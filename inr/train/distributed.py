@@ -84,11 +84,12 @@ def made_by_main(make: Callable[[], T], join: Callable[[], T]) -> T:
     return value
 
 
-def check_signals_per_batch(signals_per_batch: int) -> None:
-    """InputError unless the signals of a batch split evenly over the processes (each takes its slice)."""
+def check_signals_per_batch(signals_per_batch: int, flag: str = "--signals-per-batch") -> None:
+    """InputError unless the members of a batch (signals, scenes) split evenly over the processes
+    (each takes its slice); `flag` names the option that sets them."""
     world = world_size()
     if signals_per_batch % world:
-        raise InputError(f"--signals-per-batch {signals_per_batch} must be a multiple of the {world} processes")
+        raise InputError(f"{flag} {signals_per_batch} must be a multiple of the {world} processes")
 
 
 def shutdown() -> None:

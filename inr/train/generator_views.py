@@ -18,6 +18,8 @@ from inr.signals.metrics import psnr, ssim
 from inr.signals.radiance import RadianceData, _rgba_float, background_color, load_radiance
 from inr.signals.scene_collection import SceneCollection
 
+from . import distributed
+from .collection import data_parallel, local_slice
 from .loop import TrainConfig
 
 VIEWS_TRAIN_DEFAULTS = {"steps": 2000, "lr": 2e-3, "batch_size": 256, "beta2": 0.99, "eps": 1e-15, "schedule": "cosine"}
@@ -108,23 +110,34 @@ class FewViewTask:
         self.eval_scenes = eval_scenes[: cfg.eval_scenes]
         self.generator = torch.Generator(device=device).manual_seed(seed)
         self.eval_bg = background_color("white", device)
+        self.scenes = min(cfg.scenes_per_batch, len(train_scenes))  # per step, over all ranks
+        distributed.check_signals_per_batch(self.scenes, "--scenes-per-batch")
+        self.ddp = data_parallel(self.model, device, _generate_render)
 
     def param_groups(self, lr: float) -> list[dict]:
         return [{"params": [p for p in self.model.parameters() if p.requires_grad], "lr": lr}]
 
     def loss(self, step: int) -> tuple[torch.Tensor, dict]:
+        # Every rank draws the same global batch (same seed, same draws) and renders its slice of
+        # the scenes, so N processes follow the loss curve of one process with the whole batch.
         g, dev = self.generator, self.device
         n_scenes, n_views, h, w, _ = self.views.shape
-        b, v, r = min(self.cfg.scenes_per_batch, n_scenes), self.cfg.support, self.rays
+        b, v, r = self.scenes, self.cfg.support, self.rays
         scenes = torch.randperm(n_scenes, generator=g, device=dev)[:b]
         order = torch.argsort(torch.rand(b, n_views, generator=g, device=dev), dim=1)
         sup, qry = order[:, :v], order[:, v:]
-        pick = lambda t, idx: t[scenes[:, None], idx]  # noqa: E731  [b, k, ...] of each scene's views idx
-        params = self.model.generate(pick(self.views, sup), pick(self.c2w, sup), pick(self.intr, sup))
         # query rays: random pixels of random non-support views
         cam = qry[torch.arange(b, device=dev)[:, None], torch.randint(0, n_views - v, (b, r), generator=g, device=dev)]
         row = torch.randint(0, h, (b, r), generator=g, device=dev)
         col = torch.randint(0, w, (b, r), generator=g, device=dev)
+        if self.cfg.background == "random":
+            bg = torch.rand(b, r, 3, generator=g, device=dev)
+        else:
+            bg = background_color(self.cfg.background, dev).expand(b, r, 3)
+        jitter = torch.rand(b, r, self.model.cfg.samples_per_ray, generator=g, device=dev)  # stratified samples
+        local = local_slice(b)
+        scenes, sup, cam, row, col, bg, jitter = (t[local] for t in (scenes, sup, cam, row, col, bg, jitter))
+        pick = lambda t, idx: t[scenes[:, None], idx]  # noqa: E731  [b, k, ...] of each scene's views idx
         c2w, intr = self.c2w[scenes[:, None], cam], self.intr[scenes[:, None], cam]
         x = (col + 0.5 - intr[..., 2]) / intr[..., 0]
         y = -(row + 0.5 - intr[..., 3]) / intr[..., 1]
@@ -132,14 +145,11 @@ class FewViewTask:
         dirs = dirs / dirs.norm(dim=-1, keepdim=True)
         origins = c2w[..., :3, 3]
         rgba = self.views[scenes[:, None], cam, row, col]
-        if self.cfg.background == "random":
-            bg = torch.rand(b, r, 3, generator=g, device=dev)
-        else:
-            bg = background_color(self.cfg.background, dev).expand(b, r, 3)
-        out = self.model.render(params, origins, dirs, bg, jitter=True, generator=g)
+        rgb = self.ddp(pick(self.views, sup), pick(self.c2w, sup), pick(self.intr, sup), origins, dirs, bg, jitter)
         target = rgba[..., :3] * rgba[..., 3:] + bg * (1 - rgba[..., 3:])
-        mse = ((out["rgb"] - target) ** 2).mean()
-        return mse, {"psnr": -10.0 * torch.log10(mse.detach())}
+        mse = ((rgb - target) ** 2).mean()
+        global_mse = distributed.mean(mse.detach())
+        return mse, {"loss": global_mse, "psnr": -10.0 * torch.log10(global_mse)}
 
     def evaluate(self, support: int | None = None, update: bool = True) -> dict:
         """Zero-shot PSNR / SSIM on the evaluation scenes' test views."""
@@ -174,6 +184,11 @@ class FewViewTask:
         params = generate_for(self.model, scene.train, self.cfg.support, self.device)
         pred = self.model.render_view(params, scene.test.cameras.to(self.device), 0, self.eval_bg).cpu()
         save_image(path, torch.cat([pred, scene.test.view(0, self.eval_bg.cpu())], 1))
+
+
+def _generate_render(model: FewViewGenerator, views, c2w, intr, origins, dirs, bg, jitter) -> torch.Tensor:
+    """The training step's forward: generated fields from the support views, rendered at the query rays."""
+    return model.render(model.generate(views, c2w, intr), origins, dirs, bg, jitter=jitter)["rgb"]
 
 
 @torch.no_grad()
