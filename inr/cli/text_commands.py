@@ -17,9 +17,10 @@ from pathlib import Path
 import torch
 
 from inr.errors import InputError
+from inr.train import distributed
 from inr.train.rundir import RunDir
 
-from .fitting import add_fit_options, announce, fit_settings, run_for, train_run
+from .fitting import add_fit_options, announce, fit_settings, processes, shared_run, train_run
 
 KIND = "text-generator"
 EMBEDDINGS = "text_embeddings.safetensors"
@@ -85,29 +86,42 @@ def train_text_command(args) -> int:
         raise InputError(f"{cfg.target}: the collection has no training scenes")
     train_cfg = cfg.resolved_train()
     device = resolve_device(train_cfg.device)
-    out = Path(args.out) if args.out else Path("runs") / f"{Path(cfg.target).name}-text"
-    teachers = _teachers(cfg, train_scenes, out, args) if cfg.distill else {}
-    cache = EmbeddingCache(out / EMBEDDINGS if run is not None else None)
-    embeddings = cache.get([s.caption for s in train_scenes + heldout])
-    tokens, mask = batch_tokens(embeddings)
-    open_renderer = _open_teacher
-    scenes = [scene_rays(s.name, s.caption, s.path, teachers.get(s.name), cfg, open_renderer, device)
-              for s in train_scenes]
-    from inr.signals.radiance import load_radiance
+    distributed.init(device)
+    try:
+        device = distributed.local_device(device)
+        out = Path(args.out) if args.out else Path("runs") / f"{Path(cfg.target).name}-text"
+        # Under torchrun rank 0 fits the missing teachers and renders their distillation targets
+        # (cached in the teacher runs) while the others wait, then the others read them.
+        teachers = distributed.made_by_main(lambda: _teachers(cfg, train_scenes, out, args),
+                                            lambda: _teachers(cfg, train_scenes, out, args, fit=False)) \
+            if cfg.distill else {}
+        cache = EmbeddingCache(out / EMBEDDINGS if run is not None else None)
+        embeddings = cache.get([s.caption for s in train_scenes + heldout])
+        tokens, mask = batch_tokens(embeddings)
 
-    held = [(s.name, load_radiance(s.path, "val"), len(train_scenes) + i) for i, s in enumerate(heldout)]
-    torch.manual_seed(train_cfg.seed)
-    model = TextNerfGenerator(cfg.generator, generator=torch.Generator().manual_seed(train_cfg.seed))
-    task = TextGeneratorTask(model, scenes, tokens, mask, cfg, train_cfg.batch_size, device, train_cfg.seed, held)
-    run, created = run_for(args, run, KIND, cfg, train_cfg, out, generator=model.config(),
-                           collection=str(coll.root),
-                           scenes=[{"name": s.name, "caption": s.caption, "split": s.split} for s in coll.scenes],
-                           teachers={k: str(v) for k, v in teachers.items()})
-    cache.path = run.path / EMBEDDINGS
-    cache.save()
-    announce(f"a text-to-NeRF generator on {len(train_scenes)} scenes ({len(heldout)} held out) of {coll.root}",
-             model, run)
-    return train_run(task, run, train_cfg, args, created, lambda: {})
+        def rays():
+            return [scene_rays(s.name, s.caption, s.path, teachers.get(s.name), cfg, _open_teacher, device)
+                    for s in train_scenes]
+
+        scenes = distributed.made_by_main(rays, lambda: None) or rays()
+        from inr.signals.radiance import load_radiance
+
+        held = [(s.name, load_radiance(s.path, "val"), len(train_scenes) + i) for i, s in enumerate(heldout)]
+        torch.manual_seed(train_cfg.seed)
+        model = TextNerfGenerator(cfg.generator, generator=torch.Generator().manual_seed(train_cfg.seed))
+        task = TextGeneratorTask(model, scenes, tokens, mask, cfg, train_cfg.batch_size, device, train_cfg.seed, held)
+        run, created = shared_run(args, run, KIND, cfg, train_cfg, out, generator=model.config(),
+                                  collection=str(coll.root),
+                                  scenes=[{"name": s.name, "caption": s.caption, "split": s.split} for s in coll.scenes],
+                                  teachers={k: str(v) for k, v in teachers.items()})
+        if distributed.is_main():
+            cache.path = run.path / EMBEDDINGS
+            cache.save()
+            announce(f"a text-to-NeRF generator on {len(train_scenes)} scenes ({len(heldout)} held out) of "
+                     f"{coll.root} ({processes()})", model, run)
+        return train_run(task, run, train_cfg, args, created, lambda: {})
+    finally:
+        distributed.shutdown()
 
 
 def _open_teacher(run_dir, device):
@@ -124,8 +138,9 @@ def field_flags(cfg) -> list[str]:
             "--field.color-hidden", *map(str, f.color_hidden)]
 
 
-def _teachers(cfg, scenes, out: Path, args) -> dict[str, Path]:
-    """{scene name: teacher nerf run}: given (a folder of runs named as the scenes) or fitted now."""
+def _teachers(cfg, scenes, out: Path, args, fit: bool = True) -> dict[str, Path]:
+    """{scene name: teacher nerf run}: given (a folder of runs named as the scenes) or fitted now
+    (unless not `fit`: where they will be, for the ranks that wait while rank 0 fits them)."""
     if cfg.teachers != "auto":
         root = Path(cfg.teachers)
         found = {}
@@ -138,11 +153,9 @@ def _teachers(cfg, scenes, out: Path, args) -> dict[str, Path]:
         return found
     from .main import build_parser
 
-    root = out / "teachers"
     found = {}
-    for i, s in enumerate(scenes):
-        path = root / s.name
-        if not (path / "occupancy.safetensors").is_file():
+    for i, (s, path) in enumerate(zip(scenes, _teacher_paths(cfg, scenes, out).values())):
+        if fit and not (path / "occupancy.safetensors").is_file():
             argv = ["fit", "nerf", str(s.path), "--out", str(path), "--steps", str(cfg.teacher_steps),
                     "--seed", str(cfg.train.seed), "--device", cfg.train.device, "--eval-every", "0",
                     "--batch-size", str(cfg.teacher_batch), "--occupancy.resolution", "32", *field_flags(cfg)]
@@ -154,8 +167,13 @@ def _teachers(cfg, scenes, out: Path, args) -> dict[str, Path]:
             fit_args = build_parser().parse_args(argv)
             with contextlib.redirect_stdout(sys.stderr):  # stdout keeps one JSON line: the generator's
                 fit_args.handler(fit_args)
-        found[s.name] = path.resolve()
+        found[s.name] = path
     return found
+
+
+def _teacher_paths(cfg, scenes, out: Path) -> dict[str, Path]:
+    """{scene name: where its auto teacher lives}: OUT/teachers/SCENE."""
+    return {s.name: (out / "teachers" / s.name).resolve() for s in scenes}
 
 
 def add_generate_text_options(parser) -> None:

@@ -24,6 +24,8 @@ from inr.render.rays import Cameras, orbit_like
 from inr.signals.metrics import psnr, ssim
 from inr.signals.radiance import RadianceData, load_radiance
 
+from . import distributed
+from .collection import data_parallel, local_slice
 from .loop import TrainConfig
 from .rundir import RunDir, load_tensors, save_tensors
 
@@ -149,6 +151,8 @@ class TextGeneratorTask:
         self.pools = [(s.origins.to(device), s.dirs.to(device), s.image.to(device),
                        None if s.teacher is None else s.teacher.to(device)) for s in scenes]
         self.samples_seen = 0
+        distributed.check_signals_per_batch(self.b, "--batch-size")  # scenes per step, over all ranks
+        self.ddp = data_parallel(self.model, device, _generated_field)
 
     def param_groups(self, lr: float) -> list[dict]:
         grid = [self.model.field.encoding.params] if self.model.field.cfg.encoding == "hash" else []
@@ -156,42 +160,49 @@ class TextGeneratorTask:
                 {"params": grid, "lr": lr * self.cfg.grid_lr_factor}]
 
     def _batch(self):
+        # Every rank draws the same global batch (same seed, same draws) and keeps its slice of the
+        # scenes, so N processes follow the loss curve of one process with the whole batch.
         g = self.generator
         pick = torch.randperm(len(self.scenes), generator=g)[: self.b]
+        rays = [torch.randint(self.pools[i][0].shape[0], (self.cfg.rays_per_scene,), generator=g) for i in pick.tolist()]
+        bg = torch.rand(self.b, self.cfg.rays_per_scene, 3, generator=g)
+        jitter = torch.rand(self.b, self.cfg.rays_per_scene, 1, generator=g)
+        local = local_slice(self.b)
         o, d, img, tea = [], [], [], []
-        for i in pick.tolist():
+        for i, idx in zip(pick[local].tolist(), rays[local]):
             po, pd, pi, pt = self.pools[i]
-            idx = torch.randint(po.shape[0], (self.cfg.rays_per_scene,), generator=g).to(self.device)
+            idx = idx.to(self.device)
             o.append(po[idx]), d.append(pd[idx]), img.append(pi[idx])
             tea.append(pt[idx] if pt is not None else torch.full_like(pi[idx], float("nan")))
-        return pick.to(self.device), torch.stack(o), torch.stack(d), torch.stack(img), torch.stack(tea)
+        return (pick[local].to(self.device), torch.stack(o), torch.stack(d), torch.stack(img), torch.stack(tea),
+                bg[local].to(self.device), jitter[local].to(self.device))
 
     def loss(self, step: int) -> tuple[torch.Tensor, dict]:
-        pick, origins, dirs, image, teacher = self._batch()
-        g = self.generator
+        pick, origins, dirs, image, teacher, bg, jitter = self._batch()
         b, r = origins.shape[:2]
-        bg = torch.rand(b, r, 3, generator=g).to(self.device)
-        jitter = torch.rand(b, r, 1, generator=g).to(self.device)
         t, delta, _ = dense_samples(origins, dirs, self.box, self.cfg.samples, jitter)
         points = origins[:, :, None] + dirs[:, :, None] * t[..., None]
         view = dirs[:, :, None].expand_as(points)
-        params = self.model.params(self.tokens[pick], self.mask[pick])
-        rgb, density = self.model.field(points.reshape(b, -1, 3), view.reshape(b, -1, 3), params)
+        rgb, density = self.ddp(self.tokens[pick], self.mask[pick], points.reshape(b, -1, 3), view.reshape(b, -1, 3))
         pred, _ = composite_dense(rgb.view(b, r, -1, 3), density.view(b, r, -1), delta, bg)
         self.samples_seen += points.numel() // 3
         has_img = ~torch.isnan(image[..., 0])
+        has_t = ~torch.isnan(teacher[..., 0])
+        # Sums over this rank's rays divided by the mean count over ranks: the mean of the ranks'
+        # losses (what DDP's averaged gradients follow) is then the loss of the whole batch.
+        n_img, n_t = distributed.mean(torch.stack([has_img.sum(), has_t.sum()]).float()).tolist()
         img = torch.nan_to_num(image)
         img_target = img[..., :3] * img[..., 3:] + bg * (1 - img[..., 3:])
         err_img = ((pred - img_target) ** 2).mean(-1)
-        mse_img = (err_img * has_img).sum() / has_img.sum().clamp_min(1)
+        mse_img = (err_img * has_img).sum() / max(n_img, 1.0)
         loss = mse_img
-        has_t = ~torch.isnan(teacher[..., 0])
-        if bool(has_t.any()):
+        if n_t > 0:
             tea = torch.nan_to_num(teacher)
             t_target = tea[..., :3] + bg * (1 - tea[..., 3:])
-            mse_t = (((pred - t_target) ** 2).mean(-1) * has_t).sum() / has_t.sum()
+            mse_t = (((pred - t_target) ** 2).mean(-1) * has_t).sum() / n_t
             loss = loss + self.cfg.distill_weight * mse_t
-        return loss, {"psnr": -10.0 * torch.log10(mse_img.detach().clamp_min(1e-10))}
+        global_loss, global_mse = distributed.mean(torch.stack([loss.detach(), mse_img.detach()]))
+        return loss, {"loss": global_loss, "psnr": -10.0 * torch.log10(global_mse.clamp_min(1e-10))}
 
     @torch.no_grad()
     def render_view(self, row: int, cams: Cameras, i: int, background: torch.Tensor, chunk: int = 4096) -> torch.Tensor:
@@ -229,6 +240,11 @@ class TextGeneratorTask:
 
     def load_state(self, state: dict) -> None:
         self.generator.set_state(state["generator"])
+
+
+def _generated_field(model: TextNerfGenerator, tokens, mask, points, view):
+    """The training step's forward: the captions' generated weights, evaluated at the samples."""
+    return model.field(points, view, model.params(tokens, mask))
 
 
 def _mean(rows: dict, key: str) -> float:
