@@ -1,8 +1,9 @@
 """Distributed data parallel training (DDP) under torchrun: process group setup and the few
-collectives the collection task needs. Without torchrun's environment everything is a no-op, so
-the same code runs in one process.
+collectives the collection and generator tasks need. Without torchrun's environment everything is
+a no-op, so the same code runs in one process.
 
     torchrun --nproc_per_node 2 -m inr.cli.main fit collection images textures
+    torchrun --nproc_per_node 2 -m inr.cli.main train generator views|text COLLECTION
 
 gloo on CPUs, nccl on GPUs; every rank computes the same global batch from the step number and
 takes its slice, so N processes follow the same loss curve as one process with the whole batch.
