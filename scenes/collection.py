@@ -25,7 +25,7 @@ import numpy as np
 from inr.atomic import atomic_write_text
 from inr.errors import InputError
 
-from .multiview import KINDS, PALETTE, _SUPPORTS, describe_scene, generate_scene
+from .multiview import KINDS, PALETTE, describe_scene, generate_scene, stack_towers
 
 __all__ = ["COLLECTION_FORMAT", "COLLECTION_VERSION", "collection_recipes", "make_collection"]
 
@@ -48,14 +48,7 @@ def _heldout_pairs(rng: np.random.Generator) -> list[tuple[str, str]]:
 
 def _towers(objects: list[tuple[str, str]], rng: np.random.Generator) -> list[list[tuple[str, str]]]:
     """(colour, kind) objects into towers of (kind, colour), stacking some on flat-topped ones."""
-    towers: list[list[tuple[str, str]]] = []
-    for colour, kind in objects:
-        top = towers[-1][-1][0] if towers else None
-        if top in _SUPPORTS and len(towers[-1]) < 2 and rng.random() < 0.4:
-            towers[-1].append((kind, colour))
-        else:
-            towers.append([(kind, colour)])
-    return towers
+    return stack_towers([(kind, colour) for colour, kind in objects], rng, max_height=2, p_stack=0.4)
 
 
 def _draw_objects(rng: np.random.Generator, banned: set[tuple[str, str]], first: tuple[str, str] | None = None):

@@ -110,10 +110,17 @@ def _random_towers(rng: np.random.Generator) -> list[list[tuple[str, str]]]:
     n = int(rng.choice([2, 3, 4], p=[0.35, 0.4, 0.25]))
     kinds = [str(k) for k in rng.choice(KINDS, size=n)]
     colours = [str(c) for c in rng.choice(list(PALETTE), size=n, replace=False)]
+    return stack_towers(list(zip(kinds, colours)), rng, max_height=3, p_stack=0.5)
+
+
+def stack_towers(objects: list[tuple[str, str]], rng: np.random.Generator, max_height: int,
+                 p_stack: float) -> list[list[tuple[str, str]]]:
+    """(kind, colour) objects, in order, into towers: each goes on top of the previous tower with
+    probability `p_stack` when that tower's top is flat and it is lower than `max_height`."""
     towers: list[list[tuple[str, str]]] = []
-    for kind, colour in zip(kinds, colours):
+    for kind, colour in objects:
         top = towers[-1][-1][0] if towers else None
-        if top in _SUPPORTS and len(towers[-1]) < 3 and rng.random() < 0.5:
+        if top in _SUPPORTS and len(towers[-1]) < max_height and rng.random() < p_stack:
             towers[-1].append((kind, colour))
         else:
             towers.append([(kind, colour)])
