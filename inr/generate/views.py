@@ -37,7 +37,7 @@ from inr.hyper import HyperConfig, HyperField
 from inr.hyper.image_planes import ViewEncoder, pool_views, project, sample_planes
 from inr.render.rays import Cameras, ray_aabb
 from inr.render.volume import composite
-from inr.signals.radiance import RadianceData, _rgba_float
+from inr.signals.radiance import RadianceData
 
 KIND = "generator-views"
 
@@ -283,8 +283,7 @@ def support_tensors(data: RadianceData, indices: list[int], image_size: int
     if h != w:
         raise InputError(f"{data.source}: images are {w}x{h}; the generator was trained on square "
                          f"{image_size}x{image_size} views")
-    views = torch.stack([_rgba_float(data.images[i].reshape(-1, data.images.shape[-1])).reshape(h, w, 4)
-                         for i in indices])
+    views = data.rgba_views(indices)
     cams = data.cameras.subset(torch.tensor(indices))
     resized = h != image_size
     if resized:

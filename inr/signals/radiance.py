@@ -61,6 +61,12 @@ class RadianceData:
         """RGBA float values [M, 4] of integer pixels (opaque alpha where the images have none)."""
         return _rgba_float(self.images[cam, row, col])
 
+    def rgba_views(self, indices) -> torch.Tensor:
+        """Images `indices` as RGBA float [V, H, W, 4] (opaque alpha where the images have none)."""
+        channels = self.images.shape[-1]
+        return torch.stack([_rgba_float(self.images[i].reshape(-1, channels)).reshape(self.height, self.width, 4)
+                            for i in indices])
+
     def view(self, i: int, background: torch.Tensor) -> torch.Tensor:
         """Image i [H, W, 3] composited on `background` [3]."""
         img = self.images[i].float() / (255.0 if self.images.dtype == torch.uint8 else 1.0)

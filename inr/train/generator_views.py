@@ -15,7 +15,7 @@ from inr.errors import InputError
 from inr.generate.views import FewViewGenerator, FewViewModelConfig, default_hyper, pick_views, support_tensors
 from inr.hyper import HyperConfig
 from inr.signals.metrics import psnr, ssim
-from inr.signals.radiance import RadianceData, _rgba_float, background_color, load_radiance
+from inr.signals.radiance import RadianceData, background_color, load_radiance
 from inr.signals.scene_collection import SceneCollection
 
 from . import distributed
@@ -89,8 +89,7 @@ def _stack_views(scenes: list[SceneViews], support: int) -> tuple[torch.Tensor, 
                          f"(make the collection with more --views)")
     for s in scenes:
         d = s.train
-        views.append(torch.stack([_rgba_float(d.images[i].reshape(-1, d.images.shape[-1])).reshape(d.height, d.width, 4)
-                                  for i in range(n)]))
+        views.append(d.rgba_views(range(n)))
         c2w.append(d.cameras.c2w[:n, :4, :4].float())
         intr.append(torch.stack([d.cameras.fx, d.cameras.fy, d.cameras.cx, d.cameras.cy], -1)[:n])
     return torch.stack(views), torch.stack(c2w), torch.stack(intr)
