@@ -35,11 +35,13 @@ from inr.backends.contracts import HashGridConfig, grid_layout
 from inr.fields.nerf import NerfField, NerfFieldConfig, trunc_exp
 from inr.hyper import HyperConfig, HyperField
 from inr.hyper.image_planes import ViewEncoder, pool_views, project, sample_planes
-from inr.render.rays import Cameras, ray_aabb
-from inr.render.volume import composite
+from inr.render.dense import render_dense
+from inr.render.rays import Cameras
 from inr.signals.radiance import RadianceData
 
 KIND = "generator-views"
+# Samples start this far from the camera: support cameras can sit inside the scene box.
+NEAR = 0.05
 
 
 @dataclass
@@ -231,28 +233,16 @@ class FewViewGenerator(nn.Module):
         [B, R, samples_per_ray] in [0, 1)): {"rgb" [B, R, 3], "opacity" [B, R, 1]}."""
         b, r, _ = origins.shape
         s = self.cfg.samples_per_ray
-        o, d = origins.reshape(-1, 3), dirs.reshape(-1, 3)
-        near, far, hit = ray_aabb(o, d, self.field.aabb, near=0.05)
-        far = torch.where(hit, far, near)
         if isinstance(jitter, torch.Tensor):
-            u = jitter.reshape(b * r, s)
+            u = jitter.reshape(b, r, s)
         elif jitter:
-            u = torch.rand(b * r, s, device=o.device, generator=generator)
+            u = torch.rand(b, r, s, device=origins.device, generator=generator)
         else:
-            u = torch.full((b * r, s), 0.5, device=o.device)
-        edges = torch.arange(s + 1, device=o.device, dtype=o.dtype) / s
-        span = (far - near)[:, None]
-        t0 = near[:, None] + span * edges[:-1]
-        t1 = near[:, None] + span * edges[1:]
-        mid = t0 + (t1 - t0) * u
-        points = o[:, None] + d[:, None] * mid[..., None]
-        rgb, sigma = self.field_outputs(params, points.reshape(b, r * s, 3),
-                                        d[:, None].expand(-1, s, -1).reshape(b, r * s, 3))
-        ray = torch.arange(b * r, device=o.device).repeat_interleave(s)
-        bg = background.reshape(-1, 3) if background.dim() > 1 else background
-        out = composite(rgb.reshape(-1, 3), sigma.reshape(-1), t0.reshape(-1), t1.reshape(-1), ray, b * r,
-                        bg.reshape(b * r, 3) if bg.dim() > 1 else bg)
-        return {"rgb": out["rgb"].reshape(b, r, 3), "opacity": out["opacity"].reshape(b, r, 1)}
+            u = None
+        bg = background.reshape(b, r, 3) if background.dim() > 1 else background
+        rgb, opacity = render_dense(lambda x, d: self.field_outputs(params, x, d), origins, dirs, self.field.aabb,
+                                    s, bg, u, near=NEAR)
+        return {"rgb": rgb, "opacity": opacity[..., None]}
 
     @torch.no_grad()
     def render_view(self, params: dict[str, torch.Tensor], cameras: Cameras, i: int, background: torch.Tensor,

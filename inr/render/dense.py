@@ -17,11 +17,13 @@ FieldFn = Callable[[torch.Tensor, torch.Tensor], tuple[torch.Tensor, torch.Tenso
 
 
 def dense_samples(origins: torch.Tensor, dirs: torch.Tensor, box: torch.Tensor, n_samples: int,
-                  jitter: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Sample midpoints t [..., S] and lengths delta [..., S] along each ray's chord through `box`
-    (zero length where a ray misses it), and the hit mask [...]. `jitter` [..., 1] in [0, 1) shifts
-    the samples within their bins (stratified sampling); None puts them at the bin centres."""
-    near, far, hit = ray_aabb(origins, dirs, box)
+                  jitter: torch.Tensor | None = None, near: float = 0.0
+                  ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Sample positions t [..., S] and lengths delta [..., S] along each ray's chord through `box`
+    beyond `near` (zero length where a ray misses it), and the hit mask [...]. `jitter` in [0, 1)
+    shifts the samples within their bins (stratified sampling): [..., 1] moves a ray's samples
+    together, [..., S] each on its own; None puts them at the bin centres."""
+    near, far, hit = ray_aabb(origins, dirs, box, near=near)
     far = torch.where(hit, far, near)
     u = torch.arange(n_samples, device=origins.device, dtype=origins.dtype)
     u = (u + (0.5 if jitter is None else jitter)) / n_samples
@@ -43,12 +45,12 @@ def composite_dense(rgb: torch.Tensor, density: torch.Tensor, delta: torch.Tenso
 
 
 def render_dense(field_fn: FieldFn, origins: torch.Tensor, dirs: torch.Tensor, box: torch.Tensor,
-                 n_samples: int, background: torch.Tensor, jitter: torch.Tensor | None = None
-                 ) -> tuple[torch.Tensor, torch.Tensor]:
+                 n_samples: int, background: torch.Tensor, jitter: torch.Tensor | None = None,
+                 near: float = 0.0) -> tuple[torch.Tensor, torch.Tensor]:
     """Colour [B, R, 3] and opacity [B, R] of rays [B, R, 3] through B scenes (field_fn's batch).
-    `background` broadcasts to [B, R, 3]."""
+    `background` broadcasts to [B, R, 3]; `jitter` and `near` as in `dense_samples`."""
     b, r = origins.shape[:2]
-    t, delta, _ = dense_samples(origins, dirs, box, n_samples, jitter)
+    t, delta, _ = dense_samples(origins, dirs, box, n_samples, jitter, near)
     points = origins[:, :, None] + dirs[:, :, None] * t[..., None]  # [B, R, S, 3]
     d = dirs[:, :, None].expand_as(points)
     rgb, density = field_fn(points.reshape(b, -1, 3), d.reshape(b, -1, 3))
