@@ -1,9 +1,12 @@
-"""`inr info` and `inr view` on a few-view generator run. The view is built headless (no browser, as
+"""`inr info` and `inr view` on a few-view generator run. The view is driven headless (as
 tests/test_viewer.py drives views): switching the scene or the support views re-generates the NeRF
-and the frame rendered from a camera changes and stays finite."""
+and the frame rendered from a camera changes and stays finite; and once in headless Chromium: the
+page shows the panel and the frame rendered from the browser's camera."""
 import json
 import math
+import time
 
+import numpy as np
 import pytest
 import torch
 from test_cli_image import _fails
@@ -82,3 +85,31 @@ def test_bad_collection_is_one_line(generator_run, tmp_path, capsys):
     _fails(["view", str(generator_run), "--collection", str(generator_run)], capsys, "not a scene collection")
     other = RunDir.create(tmp_path / "image", {"kind": "image"})
     _fails(["view", str(other.path), "--collection", str(tmp_path)], capsys, "--collection does not apply")
+
+
+@pytest.mark.open3d
+@pytest.mark.slow
+def test_views_view_in_a_browser(generator_run, collection):  # noqa: F811
+    from test_viewer import FREE, region_error, show
+
+    from viewer.browser import Browser, find_chromium
+
+    if find_chromium() is None:
+        pytest.skip("no chromium on PATH (apt-get install chromium): browser tests skipped")
+    viewer = Viewer(generator_run, port=free_port("127.0.0.1", 8765), quiet=True, collection=str(collection))
+    try:
+        with Browser(640, 480) as browser:
+            text, shot, frame = show(browser, viewer, "Few-view generator", "Support views", "Test view")
+            assert "held out" in text and "PSNR" in text
+            assert frame is not None and np.isfinite(frame).all()
+            # The support cameras' frustums (with their images) cover the frame: hide them, then the
+            # page must show the frame the view rendered from the browser's camera.
+            for handle in viewer.view._frustums:
+                handle.visible = False
+            deadline = time.monotonic() + 60
+            while region_error(shot, frame, *FREE) > 12 and time.monotonic() < deadline:
+                time.sleep(0.2)
+                shot = browser.screenshot()
+            assert region_error(shot, frame, *FREE) < 12, "the page does not show the rendered frame"
+    finally:
+        viewer.stop()
