@@ -36,7 +36,9 @@ def add_parsers(commands) -> None:
     c.add_argument("--lr", type=float, default=None, help="Adam's rate (default: doh 1e-2 on z, coin 1e-3)")
     c.add_argument("--qat", type=float, default=0.25, help="share of training through the quantiser (straight-through)")
     c.add_argument("--seed", type=int, default=0, help="seed of D'OH's projections and of the initialisation")
-    c.add_argument("--offset", type=float, default=0.0, help="D'OH: share of theta_0 in the initial weights, [0, 1)")
+    c.add_argument("--offset", type=float, default=0.7, help="D'OH: share of theta_0 in the weights, [0, 1)")
+    c.add_argument("--z-std", type=float, default=0.0,
+                   help="D'OH: std of the latent's initial draw (0: start from theta_0 alone)")
     c.add_argument("--no-learn-scales", dest="learn_scales", action="store_false",
                    help="D'OH: no learned per-layer scales")
     c.add_argument("--size", type=int, default=None, metavar="PIXELS", help="downscale the image's longer side first")
@@ -62,6 +64,8 @@ def _check(args) -> None:
         raise InputError(f"--bits must be between 4 and 16, got {args.bits}")
     if not 0 <= args.offset < 1:
         raise InputError(f"--offset must be in [0, 1), got {args.offset}")
+    if not args.z_std >= 0:
+        raise InputError(f"--z-std must be >= 0, got {args.z_std}")
     if not 0 <= args.qat <= 1:
         raise InputError(f"--qat must be in [0, 1], got {args.qat}")
     if not 0 <= args.seed < 2**32:
@@ -90,7 +94,7 @@ def compress_image_command(args) -> int:
     else:
         plan = plan_coin(h, w, c, args.bits, bpp=args.bpp, field_width=args.width, depth=args.depth)
     fit = FitSettings(steps=args.steps, max_seconds=args.max_seconds, lr=args.lr, qat=args.qat, seed=args.seed,
-                      offset=args.offset, learn_scales=args.learn_scales)
+                      offset=args.offset, z_std=args.z_std, learn_scales=args.learn_scales)
     data, stats = compress(image.clamp(0, 1), plan, fit, backend, quiet=args.quiet)
     atomic_write_bytes(args.output, data)
     print(json.dumps({"output": args.output, **stats}))

@@ -56,13 +56,16 @@ DENSE_BYTES = 256 << 20
 
 @dataclass
 class DOHConfig:
-    """latent_dim K, the seed of P and theta_0, the share of theta_0 in the init (`offset` a), and
-    whether each generated tensor gets a learned scale g (stored in the bitstream)."""
+    """latent_dim K, the seed of P and theta_0, the share of theta_0 in the init (`offset` a),
+    whether each generated tensor gets a learned scale g (stored in the bitstream), and the standard
+    deviation of z's initial draw (`z_std`; 0 starts from a theta_0 alone, so z codes only what
+    training changed: the encoder's choice, the decoder never needs it)."""
 
     latent_dim: int = 1024
     seed: int = 0
     offset: float = 0.0
     learn_scales: bool = False
+    z_std: float = 1.0
 
     def __post_init__(self):
         if self.latent_dim < 1:
@@ -284,7 +287,7 @@ class DOHField(nn.Module):
         self.register_buffer("theta0", torch.cat(base).float(), persistent=False)
         self.theta0_exact = torch.cat(base)  # float64: the decoder's base
         self.coeff = coeff
-        self.z = nn.Parameter(torch.randn(k, generator=generator))
+        self.z = nn.Parameter(torch.randn(k, generator=generator) * self.cfg.z_std)
         self.log_scales = nn.Parameter(torch.zeros(len(self.targets)), requires_grad=self.cfg.learn_scales)
         encoding = getattr(field, "encoding", None)
         if isinstance(getattr(encoding, "B", None), torch.Tensor):  # Gaussian Fourier features: from the seed too
