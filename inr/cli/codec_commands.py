@@ -33,6 +33,7 @@ def add_parsers(commands) -> None:
     c.add_argument("--steps", type=int, default=2000, help="training steps")
     c.add_argument("--max-seconds", type=float, default=240.0,
                    help="stop training after this many seconds (the default keeps an encode within 5 minutes)")
+    c.add_argument("--batch-size", type=int, default=1 << 16, help="pixels per training step")
     c.add_argument("--lr", type=float, default=None, help="Adam's rate (default: doh 1e-2 on z, coin 1e-3)")
     c.add_argument("--qat", type=float, default=0.25, help="share of training through the quantiser (straight-through)")
     c.add_argument("--seed", type=int, default=0, help="seed of D'OH's projections and of the initialisation")
@@ -55,7 +56,8 @@ def add_parsers(commands) -> None:
 
 
 def _check(args) -> None:
-    positive = {"--steps": args.steps, "--depth": args.depth, "--max-seconds": args.max_seconds, "--bpp": args.bpp,
+    positive = {"--steps": args.steps, "--batch-size": args.batch_size, "--depth": args.depth,
+                "--max-seconds": args.max_seconds, "--bpp": args.bpp,
                 "--latent-dim": args.latent_dim, "--width": args.width, "--size": args.size}
     for flag, value in positive.items():
         if value is not None and not value > 0:
@@ -94,6 +96,7 @@ def compress_image_command(args) -> int:
     else:
         plan = plan_coin(h, w, c, args.bits, bpp=args.bpp, field_width=args.width, depth=args.depth)
     fit = FitSettings(steps=args.steps, max_seconds=args.max_seconds, lr=args.lr, qat=args.qat, seed=args.seed,
+                      batch_size=args.batch_size,
                       offset=args.offset, z_std=args.z_std, learn_scales=args.learn_scales)
     data, stats = compress(image.clamp(0, 1), plan, fit, backend, quiet=args.quiet)
     atomic_write_bytes(args.output, data)

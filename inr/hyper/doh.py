@@ -316,9 +316,9 @@ class DOHField(nn.Module):
         P q in int64, then one float64 multiply-add per weight, then float32. Bit-identical on any
         machine."""
         scales = scales or [1.0] * len(self.targets)
-        out = {}
-        for (name, t), pq, c, s, base in zip(self.targets.items(), self.projection.apply_exact(q).double().split(self.sizes),
-                                              self.coeff, scales, self.theta0_exact.split(self.sizes)):
+        out, pqs = {}, self.projection.apply_exact(q).double().split(self.sizes)
+        for (name, t), pq, c, s, base in zip(self.targets.items(), pqs, self.coeff, scales,
+                                              self.theta0_exact.split(self.sizes)):
             out[name] = (base + (c * float(s) * float(step)) * pq).float().reshape(t.shape)
         return out
 
