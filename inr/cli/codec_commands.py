@@ -34,7 +34,7 @@ def add_parsers(commands) -> None:
     c.add_argument("--max-seconds", type=float, default=240.0,
                    help="stop training after this many seconds (the default keeps an encode within 5 minutes)")
     c.add_argument("--batch-size", type=int, default=1 << 16, help="pixels per training step")
-    c.add_argument("--lr", type=float, default=None, help="Adam's rate (default: doh 1e-2 on z, coin 1e-3)")
+    c.add_argument("--lr", type=float, default=None, help="Adam's rate (default: doh 3e-2 on z, coin 1e-3)")
     c.add_argument("--qat", type=float, default=0.25, help="share of training through the quantiser (straight-through)")
     c.add_argument("--seed", type=int, default=0, help="seed of D'OH's projections and of the initialisation")
     c.add_argument("--offset", type=float, default=0.7, help="D'OH: share of theta_0 in the weights, [0, 1)")

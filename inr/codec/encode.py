@@ -29,7 +29,8 @@ from .decode import as_8bit, decode_image
 from .quantise import fake_quantise, quantise, step_for
 from .rate import Plan
 
-LR = {"doh": 1e-2, "coin": 1e-3}  # Adam on z (unit-variance entries); on the SIREN weights (1e-3 beat 2e-4 by 5.8 dB)
+LR = {"doh": 3e-2, "coin": 1e-3}  # Adam on z; on the SIREN weights (1e-3 beat 2e-4 by 5.8 dB). z: 3e-2 beat 1e-2
+# (kodim23 at 96x64, 800 steps: K=600 24.1 dB against 23.4; full size, 4 minutes: 21.4 dB against 14.6)
 
 
 @dataclass
