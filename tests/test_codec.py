@@ -116,8 +116,11 @@ def _corrupt_cases(data: bytes) -> dict[str, tuple[bytes, str]]:
     flipped[len(data) // 2] ^= 0x10
     wrong_version = bytearray(data)
     wrong_version[4] = 9
+    first_version = bytearray(data)
+    first_version[4] = 1  # version 1 laid P out row by row: its files must be refused, not misdecoded
     return {"truncated": (data[: len(data) - 7], "truncated"), "header-only": (data[:12], "truncated"),
             "magic": (b"GIF89a" + data[6:], "not an .inrz file"), "version": (bytes(wrong_version), "version 9"),
+            "version-1": (bytes(first_version), "version 1 is not supported"),
             "flipped": (bytes(flipped), "checksum mismatch"), "empty": (b"", "empty")}
 
 
