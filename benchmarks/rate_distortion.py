@@ -92,7 +92,7 @@ def pillow_point(image: torch.Tensor, fmt: str, quality: int) -> dict:
 
 def inr_point(image: torch.Tensor, plan, fit: FitSettings, backend: Backend) -> dict:
     data, stats = compress(image, plan, fit, backend)
-    keep = ("bpp", "psnr", "ssim", "bits", "latent_dim", "encode_seconds", "decode_seconds", "rate_met")
+    keep = ("bpp", "psnr", "ssim", "bits", "latent_dim", "steps", "encode_seconds", "decode_seconds", "rate_met")
     return {"width": plan.spec["width"], **{k: stats[k] for k in keep if k in stats}}
 
 

@@ -56,7 +56,7 @@ def test_doh_round_trip_reaches_psnr_and_stores_no_weight_matrix(image, coded, t
     decoded = iio.imread(png).astype(np.float64) / 255
     target = iio.imread(image).astype(np.float64) / 255
     psnr = 10 * np.log10(1 / np.mean((decoded - target) ** 2))
-    assert psnr > 22.0, psnr  # 150 steps of a 300-latent code on a smooth 24x32 image (23.6 dB measured)
+    assert psnr > 21.5, psnr  # 150 steps of a 300-latent code on a smooth 24x32 image (22.5 dB measured)
     # no weight matrix: 300 symbols at <= 8 bits plus the header, well under the field's one 32x32 layer
     spec = field_spec("siren", 32, 3)
     size = coded.stat().st_size
@@ -116,8 +116,11 @@ def _corrupt_cases(data: bytes) -> dict[str, tuple[bytes, str]]:
     flipped[len(data) // 2] ^= 0x10
     wrong_version = bytearray(data)
     wrong_version[4] = 9
+    first_version = bytearray(data)
+    first_version[4] = 1  # version 1 laid P out row by row: its files must be refused, not misdecoded
     return {"truncated": (data[: len(data) - 7], "truncated"), "header-only": (data[:12], "truncated"),
             "magic": (b"GIF89a" + data[6:], "not an .inrz file"), "version": (bytes(wrong_version), "version 9"),
+            "version-1": (bytes(first_version), "version 1 is not supported"),
             "flipped": (bytes(flipped), "checksum mismatch"), "empty": (b"", "empty")}
 
 

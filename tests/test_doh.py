@@ -10,7 +10,7 @@ import torch
 
 from inr.fields import FourierConfig, FourierField, SirenConfig, SirenField
 from inr.hyper import DOHConfig, DOHField
-from inr.hyper.doh import init_std, philox_bytes, philox_uniform
+from inr.hyper.doh import SignProjection, init_std, philox_bytes, philox_uniform
 
 
 def test_philox_stream_matches_hard_coded_values():
@@ -68,7 +68,7 @@ def test_blocked_product_and_gradient_equal_the_dense_ones():
     field = SirenField(2, 1, SirenConfig(hidden=(40, 40)))
     dense = DOHField(field, DOHConfig(latent_dim=77, seed=2))
     blocked = DOHField(SirenField(2, 1, SirenConfig(hidden=(40, 40))), DOHConfig(latent_dim=77, seed=2), dense_bytes=0)
-    assert dense.projections[1].dense is not None and blocked.projections[1].dense is None
+    assert dense.projection.dense is not None and blocked.projection.dense is None
     z = torch.randn(77, requires_grad=True)
     a, b = dense.params(z), blocked.params(z)
     for n in a:
@@ -96,3 +96,48 @@ def test_only_the_latent_and_scales_train_and_fourier_features_come_from_the_see
     y = a(torch.rand(10, 2))
     y.sum().backward()
     assert a.z.grad.abs().sum() > 0 and a.log_scales.grad.abs().sum() > 0
+
+
+def _reference(proj: SignProjection, q: torch.Tensor) -> torch.Tensor:
+    """P q from the materialised matrix in int64 (exact, the plain definition)."""
+    return proj.matrix().long() @ q
+
+
+@pytest.mark.parametrize("k", [5, 16, 77, 300])
+def test_exact_product_equals_the_int64_matrix_product(k):
+    proj = SignProjection(3, [0, 4, 8], [50, 7, 129], k, dense_bytes=0, keep=False)
+    assert proj.packed is None
+    gen = torch.Generator().manual_seed(k)
+    for bits in (4, 8, 16):
+        n = 2 ** (bits - 1) - 1
+        q = torch.randint(-n, n + 1, (k,), generator=gen)
+        assert torch.equal(proj.apply_exact(q), _reference(proj, q))
+    kept = SignProjection(3, [0, 4, 8], [50, 7, 129], k, dense_bytes=0)
+    assert kept.packed is not None and np.array_equal(kept.words(0, kept.groups), proj.words(0, proj.groups))
+
+
+def test_exact_product_near_the_int32_bound():
+    # sum |q| just under 2^31 sums in int32, just over it in int64: both must equal the reference
+    proj = SignProjection(9, [0, 4], [40, 3], 64, dense_bytes=0)
+    for total in (2**31 - 64, 2**31, 2**33):
+        signs = torch.where(torch.arange(64) % 3 == 0, -1, 1)
+        q = signs * (total // 64)
+        assert torch.equal(proj.apply_exact(q), _reference(proj, q)), total
+    q = torch.full((64,), (2**31 - 1) // 64)  # every sign +1 somewhere: partial sums reach the bound
+    assert torch.equal(proj.apply_exact(q), _reference(proj, q))
+
+
+def test_threaded_products_do_not_depend_on_the_thread_count():
+    proj = SignProjection(2, [0, 4], [300, 20], 100, dense_bytes=0)
+    z, g = torch.randn(100), torch.randn(320)
+    before = torch.get_num_threads()
+    try:
+        torch.set_num_threads(1)
+        one = proj.forward_blocks(z), proj.transpose_blocks(g)
+        torch.set_num_threads(2)
+        two = proj.forward_blocks(z), proj.transpose_blocks(g)
+    finally:
+        torch.set_num_threads(before)
+    assert torch.equal(one[0], two[0]) and torch.equal(one[1], two[1])
+    torch.testing.assert_close(one[0], proj.matrix() @ z, rtol=1e-5, atol=1e-4)
+    torch.testing.assert_close(one[1], proj.matrix().T @ g, rtol=1e-5, atol=1e-4)

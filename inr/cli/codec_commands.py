@@ -33,10 +33,13 @@ def add_parsers(commands) -> None:
     c.add_argument("--steps", type=int, default=2000, help="training steps")
     c.add_argument("--max-seconds", type=float, default=240.0,
                    help="stop training after this many seconds (the default keeps an encode within 5 minutes)")
-    c.add_argument("--lr", type=float, default=None, help="Adam's rate (default: doh 1e-2 on z, coin 1e-3)")
+    c.add_argument("--batch-size", type=int, default=1 << 16, help="pixels per training step")
+    c.add_argument("--lr", type=float, default=None, help="Adam's rate (default: doh 3e-2 on z, coin 1e-3)")
     c.add_argument("--qat", type=float, default=0.25, help="share of training through the quantiser (straight-through)")
     c.add_argument("--seed", type=int, default=0, help="seed of D'OH's projections and of the initialisation")
-    c.add_argument("--offset", type=float, default=0.0, help="D'OH: share of theta_0 in the initial weights, [0, 1)")
+    c.add_argument("--offset", type=float, default=0.7, help="D'OH: share of theta_0 in the weights, [0, 1)")
+    c.add_argument("--z-std", type=float, default=0.0,
+                   help="D'OH: std of the latent's initial draw (0: start from theta_0 alone)")
     c.add_argument("--no-learn-scales", dest="learn_scales", action="store_false",
                    help="D'OH: no learned per-layer scales")
     c.add_argument("--size", type=int, default=None, metavar="PIXELS", help="downscale the image's longer side first")
@@ -53,7 +56,8 @@ def add_parsers(commands) -> None:
 
 
 def _check(args) -> None:
-    positive = {"--steps": args.steps, "--depth": args.depth, "--max-seconds": args.max_seconds, "--bpp": args.bpp,
+    positive = {"--steps": args.steps, "--batch-size": args.batch_size, "--depth": args.depth,
+                "--max-seconds": args.max_seconds, "--bpp": args.bpp,
                 "--latent-dim": args.latent_dim, "--width": args.width, "--size": args.size}
     for flag, value in positive.items():
         if value is not None and not value > 0:
@@ -62,6 +66,8 @@ def _check(args) -> None:
         raise InputError(f"--bits must be between 4 and 16, got {args.bits}")
     if not 0 <= args.offset < 1:
         raise InputError(f"--offset must be in [0, 1), got {args.offset}")
+    if not args.z_std >= 0:
+        raise InputError(f"--z-std must be >= 0, got {args.z_std}")
     if not 0 <= args.qat <= 1:
         raise InputError(f"--qat must be in [0, 1], got {args.qat}")
     if not 0 <= args.seed < 2**32:
@@ -90,7 +96,8 @@ def compress_image_command(args) -> int:
     else:
         plan = plan_coin(h, w, c, args.bits, bpp=args.bpp, field_width=args.width, depth=args.depth)
     fit = FitSettings(steps=args.steps, max_seconds=args.max_seconds, lr=args.lr, qat=args.qat, seed=args.seed,
-                      offset=args.offset, learn_scales=args.learn_scales)
+                      batch_size=args.batch_size,
+                      offset=args.offset, z_std=args.z_std, learn_scales=args.learn_scales)
     data, stats = compress(image.clamp(0, 1), plan, fit, backend, quiet=args.quiet)
     atomic_write_bytes(args.output, data)
     print(json.dumps({"output": args.output, **stats}))

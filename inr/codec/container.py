@@ -25,7 +25,7 @@ from inr.errors import InputError
 from .entropy import KINDS, EntropyModel
 
 MAGIC = b"INRZ"
-VERSION = 1
+VERSION = 2  # 2: D'OH signs stored as 16-latent words per row (version 1 files had bytes of 8 per row)
 METHODS = ("doh", "coin")
 FIELD_KINDS = ("siren", "fourier")
 

@@ -33,7 +33,7 @@ def decoded_field(bs: Bitstream, name: str = "bitstream"):
     except ValueError as e:
         raise InputError(f"{name}: corrupt .inrz file ({e})") from None
     if bs.method == "doh":
-        doh = DOHField(field, DOHConfig(bs.latent_dim, bs.seed, bs.offset), dense_bytes=0)
+        doh = DOHField(field, DOHConfig(bs.latent_dim, bs.seed, bs.offset), dense_bytes=0, keep_bits=False)
         return field, doh.exact_params(q, bs.steps[0], bs.scales or None)
     params, start = {}, 0
     for (pname, t), step in zip(targets.items(), bs.steps):

@@ -29,7 +29,8 @@ from .decode import as_8bit, decode_image
 from .quantise import fake_quantise, quantise, step_for
 from .rate import Plan
 
-LR = {"doh": 1e-2, "coin": 1e-3}  # Adam on z (unit-variance entries); on the SIREN weights (1e-3 beat 2e-4 by 5.8 dB)
+LR = {"doh": 3e-2, "coin": 1e-3}  # Adam on z; on the SIREN weights (1e-3 beat 2e-4 by 5.8 dB). z: 3e-2 beat 1e-2
+# (kodim23 at 96x64, 800 steps: K=600 24.1 dB against 23.4; full size, 4 minutes: 21.4 dB against 14.6)
 
 
 @dataclass
@@ -40,7 +41,10 @@ class FitSettings:
     qat: float = 0.25  # share of the run trained through the quantiser
     batch_size: int = 1 << 16
     seed: int = 0
-    offset: float = 0.0  # D'OH: share of theta_0 in the init
+    # D'OH: z starts at 0 and the weights at 0.7 theta_0, so the code holds only what training changed
+    # (K=600 on a 96x64 Kodak image: 23.4 dB against 19.6 dB from z ~ N(0, I) with no theta_0)
+    offset: float = 0.7  # share of theta_0 in the weights
+    z_std: float = 0.0  # std of z's initial draw
     learn_scales: bool = True  # D'OH: learned per-tensor scales (+3.3 dB at 0.6 bpp on a 128x85 Kodak image)
 
 
@@ -79,7 +83,7 @@ def fit_doh(image: torch.Tensor, plan: Plan, fit: FitSettings, quiet: bool = Tru
 
     gen = torch.Generator().manual_seed(fit.seed)
     model = DOHField(build_target(plan.spec, image.shape[-1], gen),
-                     DOHConfig(plan.latent_dim, fit.seed, fit.offset, fit.learn_scales), generator=gen)
+                     DOHConfig(plan.latent_dim, fit.seed, fit.offset, fit.learn_scales, fit.z_std), generator=gen)
 
     def forward(x, quantised):
         return model(x, fake_quantise(model.z, plan.bits) if quantised else None)
