@@ -151,6 +151,9 @@ class TextGeneratorTask:
         self.pools = [(s.origins.to(device), s.dirs.to(device), s.image.to(device),
                        None if s.teacher is None else s.teacher.to(device)) for s in scenes]
         self.samples_seen = 0
+        # each training scene's image MSE, smoothed over the steps that drew it (NaN: not drawn yet):
+        # the progress bar's per-scene PSNR
+        self.scene_mse = torch.full((len(scenes),), float("nan"), device=device)
         distributed.check_signals_per_batch(self.b, "--batch-size")  # scenes per step, over all ranks
         self.ddp = data_parallel(self.model, device, _generated_field)
 
@@ -201,8 +204,32 @@ class TextGeneratorTask:
             t_target = tea[..., :3] + bg * (1 - tea[..., 3:])
             mse_t = (((pred - t_target) ** 2).mean(-1) * has_t).sum() / n_t
             loss = loss + self.cfg.distill_weight * mse_t
+        self._track_scenes(pick, err_img.detach() * has_img, has_img.sum(-1))
         global_loss, global_mse = distributed.mean(torch.stack([loss.detach(), mse_img.detach()]))
         return loss, {"loss": global_loss, "psnr": -10.0 * torch.log10(global_mse.clamp_min(1e-10))}
+
+    def _track_scenes(self, pick: torch.Tensor, err: torch.Tensor, count: torch.Tensor, keep: float = 0.7) -> None:
+        """Fold this step's per-scene image errors (err [b, R], zero where a ray has no image;
+        count [b]) into `scene_mse`; every rank's scenes through one all-reduce, no host sync."""
+        rows = torch.zeros(len(self.scenes), 2, device=self.device)
+        rows.index_add_(0, pick, torch.stack([err.sum(-1), count.float()], -1))
+        rows = distributed.mean(rows)  # each scene lives on one rank: the ratio below is unchanged
+        drawn = rows[:, 1] > 0
+        now = rows[:, 0] / rows[:, 1].clamp_min(1.0)
+        old = self.scene_mse
+        self.scene_mse = torch.where(drawn, torch.where(torch.isnan(old), now, keep * old + (1 - keep) * now), old)
+
+    def progress_postfix(self, listed: int = 4) -> dict[str, str]:
+        """The progress bar's per-scene training PSNR (images, smoothed): every scene's when there
+        are at most `listed`, else their mean and the worst scene."""
+        p = (-10.0 * torch.log10(self.scene_mse.clamp_min(1e-10))).tolist()
+        seen = [(v, s.name) for v, s in zip(p, self.scenes) if v == v]  # NaN: not drawn yet
+        if not seen:
+            return {}
+        if len(self.scenes) <= listed:
+            return {"scenes": "/".join(f"{v:.1f}" if v == v else "-" for v in p)}
+        worst = min(seen)
+        return {"scenes": f"{sum(v for v, _ in seen) / len(seen):.1f}", "worst": f"{worst[0]:.1f} {worst[1]}"}
 
     @torch.no_grad()
     def render_view(self, row: int, cams: Cameras, i: int, background: torch.Tensor, chunk: int = 4096) -> torch.Tensor:
