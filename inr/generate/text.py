@@ -67,7 +67,10 @@ class TextNerfGenerator(nn.Module):
         f = self.field
         with torch.no_grad():
             u, _ = f._unit(x)
-            enc = f.encoding(u) if f.cfg.encoding == "hash" else u * 2 - 1
+            if f.cfg.encoding == "hash":  # the density MLP's input, as NerfField.geometry makes it
+                enc = f.encoding(u)
+            else:
+                enc = f.encoding(u * 2 - 1) if f.cfg.encoding == "frequency" else u * 2 - 1
             sh = f.directions(dirs)
             if b is not None and enc.shape[0] != b:  # views: every scene reads the same encoding
                 enc, sh = enc.expand(b, -1, -1), sh.expand(b, -1, -1)
