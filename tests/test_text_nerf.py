@@ -1,8 +1,11 @@
 """Text-to-NeRF (issue 18): the offline text encoder and its cache, the generator lowering its loss,
 and the CLI end to end (train -> generate -> render / eval / fine-tune) with each bad input."""
 import builtins
+import io
 import json
+import re
 import shutil
+import sys
 from pathlib import Path
 
 import pytest
@@ -84,8 +87,9 @@ def test_encoder_tokens_cache_and_truncation(tmp_path, monkeypatch, capsys):
     assert tokens.shape[:2] == mask.shape and int(mask[0].sum()) == a.tokens.shape[0]
 
 
-def test_generator_lowers_its_loss(collection):
-    """A tiny generator on 3 scenes, images only (no teachers), random caption tokens: 60 steps."""
+def _tiny_task(collection, scenes_per_step: int = 3) -> TextGeneratorTask:
+    """A tiny generator on the collection's 3 training scenes, images only (no teachers), random
+    caption tokens."""
     from inr.signals.scene_collection import load_scene_collection
 
     torch.manual_seed(0)
@@ -93,7 +97,12 @@ def test_generator_lowers_its_loss(collection):
     cfg = TextTrainConfig(distill=False, rays_per_scene=128, samples=24, eval_views=1, generator=TINY)
     scenes = [scene_rays(s.name, s.caption, s.path, None, cfg, None, torch.device("cpu")) for s in coll.split("train")]
     tokens, mask = torch.randn(len(scenes), 5, text_encoder.D_TOKEN), torch.ones(len(scenes), 5, dtype=torch.bool)
-    task = TextGeneratorTask(TextNerfGenerator(TINY), scenes, tokens, mask, cfg, 3, torch.device("cpu"))
+    return TextGeneratorTask(TextNerfGenerator(TINY), scenes, tokens, mask, cfg, scenes_per_step, torch.device("cpu"))
+
+
+def test_generator_lowers_its_loss(collection):
+    """60 steps of the tiny generator lower its loss."""
+    task = _tiny_task(collection)
     opt = torch.optim.Adam([{"params": g["params"], "lr": g["lr"]} for g in task.param_groups(3e-3)])
     losses = []
     for step in range(60):
@@ -105,7 +114,38 @@ def test_generator_lowers_its_loss(collection):
     first, last = sum(losses[:10]) / 10, sum(losses[-10:]) / 10
     assert last < 0.6 * first, (first, last)
     ev = task.evaluate()
-    assert set(ev["scenes"]) == {s.name for s in scenes} and ev["psnr"] > 10
+    assert set(ev["scenes"]) == {s.name for s in task.scenes} and ev["psnr"] > 10
+
+
+class _Terminal(io.StringIO):
+    """A stderr that says it is a terminal, so that tqdm draws its bar into it."""
+
+    def isatty(self) -> bool:
+        return True
+
+
+def test_progress_bar_shows_per_scene_psnr(collection, tmp_path, monkeypatch):
+    """The training loop's bar carries every scene's PSNR (3 scenes: listed), matching the
+    images' error of the scenes' last draws; with more scenes than listed: mean and worst."""
+    from inr.train.loop import TrainConfig, train
+    from inr.train.rundir import RunDir
+
+    task = _tiny_task(collection, scenes_per_step=2)
+    assert task.progress_postfix() == {}  # nothing drawn yet
+    err = _Terminal()
+    monkeypatch.setattr(sys, "stderr", err)
+    cfg = TrainConfig(steps=8, lr=1e-3, batch_size=2, schedule="constant", beta2=0.99, eps=1e-10, eval_every=0,
+                      log_every=4, checkpoint_every=0, backend="torch")
+    train(task, RunDir.create(tmp_path / "run", {"kind": "test"}), cfg)
+    monkeypatch.undo()
+    shown = re.findall(r"scenes=([0-9./-]+)", err.getvalue())
+    assert shown, err.getvalue()
+    values = [float(v) for v in shown[-1].split("/")]
+    assert len(values) == 3 and all(5 < v < 40 for v in values)
+    assert values == [round(v, 1) for v in (-10 * torch.log10(task.scene_mse)).tolist()]
+    many = task.progress_postfix(listed=2)
+    worst = min(zip(values, (s.name for s in task.scenes)))
+    assert many["worst"] == f"{worst[0]:.1f} {worst[1]}" and float(many["scenes"]) == pytest.approx(sum(values) / 3, abs=0.06)
 
 
 def test_materialized_field_equals_the_generated_weights(collection):

@@ -131,10 +131,11 @@ def _open_teacher(run_dir, device):
 
 
 def field_flags(cfg) -> list[str]:
-    """`inr fit nerf` flags for the generator's own architecture (grid and MLP widths): teachers,
+    """`inr fit nerf` flags for the generator's own architecture (encoding, grid, MLP widths): teachers,
     and NeRFs trained from scratch for comparison, are the network the generator outputs."""
     f = cfg.generator.field
-    return ["--field.grid", json.dumps(f.grid), "--field.density-hidden", *map(str, f.density_hidden),
+    return ["--field.encoding", f.encoding, "--field.n-frequencies", str(f.n_frequencies),
+            "--field.grid", json.dumps(f.grid), "--field.density-hidden", *map(str, f.density_hidden),
             "--field.color-hidden", *map(str, f.color_hidden)]
 
 

@@ -61,13 +61,19 @@ class TextNerfGenerator(nn.Module):
         for p in list(f.density_net.parameters()) + list(f.color_net.parameters()):
             p.requires_grad_(False)  # generated per scene: the field's own copies are never used
 
-    def probe(self, x: torch.Tensor, dirs: torch.Tensor):
-        """The dynamic heads' probe on points x, dirs [B, N, 3]: the mean input of each MLP layer."""
+    def probe(self, x: torch.Tensor, dirs: torch.Tensor, b: int | None = None):
+        """The dynamic heads' probe on points x, dirs [B, N, 3]: the mean input of each MLP layer.
+        x, dirs [1, N, 3] with `b`: one point set shared by b scenes, encoded once."""
         f = self.field
         with torch.no_grad():
             u, _ = f._unit(x)
-            enc = f.encoding(u) if f.cfg.encoding == "hash" else u * 2 - 1
+            if f.cfg.encoding == "hash":  # the density MLP's input, as NerfField.geometry makes it
+                enc = f.encoding(u)
+            else:
+                enc = f.encoding(u * 2 - 1) if f.cfg.encoding == "frequency" else u * 2 - 1
             sh = f.directions(dirs)
+            if b is not None and enc.shape[0] != b:  # views: every scene reads the same encoding
+                enc, sh = enc.expand(b, -1, -1), sh.expand(b, -1, -1)
         density_probe = mlp_probe(enc, f.density_net.spec, "density_net.")
         cache = {}
 
@@ -101,17 +107,18 @@ class TextNerfGenerator(nn.Module):
         makes of a caption; the viewer blends two captions' there), probing `probe_points`."""
         if not self.cfg.hyper.dynamic:
             return self.hyper.generate(cond)
-        return self.hyper.generate(cond, self.probe(*self.probe_points(cond.shape[0], cond.device)))
+        return self.hyper.generate(cond, self.probe(*self.probe_points(cond.device), b=cond.shape[0]))
 
-    def probe_points(self, b: int, device) -> tuple[torch.Tensor, torch.Tensor]:
-        """Fixed probe points for generation: a seeded uniform draw in the object box [-1, 1]^3 with
-        directions on the upper hemisphere looking down (the views the scenes are seen from)."""
+    def probe_points(self, device) -> tuple[torch.Tensor, torch.Tensor]:
+        """Fixed probe points [1, N, 3] for generation, shared by every scene: a seeded uniform draw
+        in the object box [-1, 1]^3 with directions on the upper hemisphere looking down (the views
+        the scenes are seen from)."""
         g = torch.Generator().manual_seed(0)
         x = torch.rand(self.cfg.probe_points, 3, generator=g) * 2 - 1
         d = torch.randn(self.cfg.probe_points, 3, generator=g)
         d[:, 2] = -d[:, 2].abs()
         d = d / d.norm(dim=-1, keepdim=True)
-        return x.to(device).expand(b, -1, -1), d.to(device).expand(b, -1, -1)
+        return x.to(device)[None], d.to(device)[None]
 
     @torch.no_grad()
     def materialize(self, tokens: torch.Tensor, mask: torch.Tensor | None = None) -> NerfField:

@@ -64,6 +64,8 @@ class Task(Protocol):
     def evaluate(self) -> dict: ...
     def state(self) -> dict: ...
     def load_state(self, state: dict) -> None: ...
+    # Optional: `progress_postfix() -> {label: text}`, the task's own figures for the progress bar
+    # (e.g. a generator's per-scene PSNR), read at each logged step.
 
 
 def resolve_device(name: str) -> torch.device:
@@ -146,6 +148,7 @@ def _train(task: Task, run: RunDir, cfg: TrainConfig, backend: Backend, resume: 
 
     bar = tqdm(total=cfg.steps, initial=step, disable=quiet or not main or None, file=sys.stderr, dynamic_ncols=True)
     shown: dict[str, str] = {}
+    task_postfix = getattr(task, "progress_postfix", None)
     task.model.train()
     try:
         def log(row: dict) -> None:
@@ -174,6 +177,8 @@ def _train(task: Task, run: RunDir, cfg: TrainConfig, backend: Backend, resume: 
                        **{k: float(v) for k, v in logs.items()}}
                 log(row)
                 shown.update({k: f"{v:.4g}" for k, v in row.items() if k in ("loss", "psnr")})
+                if task_postfix is not None and main:
+                    shown.update(task_postfix())
                 bar.set_postfix(shown, refresh=False)
             else:
                 elapsed += time.perf_counter() - t0
