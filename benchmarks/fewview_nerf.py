@@ -96,6 +96,9 @@ def main() -> None:
     ap.add_argument("--supports", type=int, nargs="+", default=[1, 3, 5])
     ap.add_argument("--finetune-supports", type=int, nargs="*", default=[3])
     ap.add_argument("--finetune-lrs", type=float, nargs="+", default=[1e-2, 1e-3])
+    ap.add_argument("--finetune-scenes", type=int, default=None, help="scenes fine-tuned (default: --scenes)")
+    ap.add_argument("--universal-supports", type=int, nargs="*", default=None,
+                    help="support counts also scored with the universal weights alone (default: --supports)")
     ap.add_argument("--fit-supports", type=int, nargs="*", default=[3])
     ap.add_argument("--fit-scenes", type=int, default=None, help="scenes for the fit baselines (default: --scenes)")
     ap.add_argument("--fit-steps", type=int, nargs="+", default=[100, 1000])
@@ -123,9 +126,12 @@ def main() -> None:
                 write_s.append(time.perf_counter() - t0 - seconds)
                 gen_s.append(seconds)
                 results[key].setdefault("zero_shot", []).append(evaluate(run))
-                uni, _ = generate(model, data, support, Path(tmp) / f"{scene.name}-{support}-u", held, universal=True)
-                results[key].setdefault("universal", []).append(evaluate(uni))
-                for lr in args.finetune_lrs if support in args.finetune_supports else ():
+                if args.universal_supports is None or support in args.universal_supports:
+                    uni, _ = generate(model, data, support, Path(tmp) / f"{scene.name}-{support}-u", held,
+                                      universal=True)
+                    results[key].setdefault("universal", []).append(evaluate(uni))
+                tune = support in args.finetune_supports and si < (args.finetune_scenes or len(scenes))
+                for lr in args.finetune_lrs if tune else ():
                     tuned = Path(tmp) / f"{scene.name}-{support}-lr{lr}"
                     shutil.copytree(run, tuned)
                     cfg = run_config(tuned)
