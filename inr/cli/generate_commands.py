@@ -129,14 +129,28 @@ def train_views_command(args) -> int:
 
 
 def generate_nerf_command(args) -> int:
+    """Generate from views or text, then (both alike) fine-tune with the NeRF trainer and print one line."""
+    if args.finetune < 0:
+        raise InputError(f"--finetune must be >= 0 steps, got {args.finetune}")
+    device = resolve_device(args.device)
     if args.text is not None:
         text = _text_commands()
         if text is None:
             raise InputError("--text: this install has no text generator (inr.cli.text_commands); use --views")
-        return text.generate_text_command(args)
-    if args.finetune < 0:
-        raise InputError(f"--finetune must be >= 0 steps, got {args.finetune}")
-    device = resolve_device(args.device)
+        run, result = text.generate_text_run(args, device)
+    else:
+        run, result = generate_views_run(args, device)
+    if args.finetune:
+        cfg = build_dataclass(NerfFitConfig, run.read_config()["fit"])
+        out = finetune(run.path, cfg, args.finetune, device=str(device), quiet=args.quiet, seed=args.seed,
+                       lr=args.finetune_lr)
+        result["finetune"] = {k: out[k] for k in ("step", "seconds", "psnr", "ssim") if k in out}
+    print(json.dumps(result))
+    return 0
+
+
+def generate_views_run(args, device: torch.device):
+    """`inr generate nerf --views DIR --model RUN -o OUT`: (the written nerf run, its result line)."""
     model, config = load_generator(args.model, device)
     support = args.support or (len(args.support_views) if args.support_views else config["fit"]["support"])
     if support < 1 or support > model.cfg.max_support:
@@ -157,12 +171,5 @@ def generate_nerf_command(args) -> int:
     if resized:
         print(f"inr: warning: {args.views}: views are {data.width}x{data.height}; resized to the generator's "
               f"{model.cfg.image_size}x{model.cfg.image_size}", file=sys.stderr)
-    result = {"run": str(run.path), "support_views": indices, "generation_seconds": round(seconds, 4),
-              "write_seconds": round(time.perf_counter() - t0 - seconds, 4)}
-    if args.finetune:
-        cfg = build_dataclass(NerfFitConfig, run.read_config()["fit"])
-        out = finetune(run.path, cfg, args.finetune, device=str(device), quiet=args.quiet, seed=args.seed,
-                       lr=args.finetune_lr)
-        result["finetune"] = {k: out[k] for k in ("step", "seconds", "psnr", "ssim") if k in out}
-    print(json.dumps(result))
-    return 0
+    return run, {"run": str(run.path), "support_views": indices, "generation_seconds": round(seconds, 4),
+                 "write_seconds": round(time.perf_counter() - t0 - seconds, 4)}

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import dataclasses
 import json
 import sys
 import time
@@ -220,22 +219,15 @@ def text_generator_info(run: RunDir, config: dict) -> dict:
                     scenes=config.get("scenes"), teachers=config.get("teachers"))
 
 
-def generate_text_command(args) -> int:
-    """`inr generate nerf --text CAPTION --model RUN -o OUT [--scene DIR] [--finetune STEPS]`."""
-    from inr.generate.nerf_run import finetune, write_nerf_run
+def generate_text_run(args, device: torch.device):
+    """`inr generate nerf --text CAPTION --model RUN -o OUT [--scene DIR]`: (the written nerf run, its
+    result line); `generate_nerf_command` fine-tunes and prints."""
+    from inr.generate.nerf_run import write_nerf_run
     from inr.generate.rendered_views import stage_rendered_views
     from inr.generate.text_encoder import EmbeddingCache, batch_tokens, check_caption, require_text_extra
-    from inr.train.loop import resolve_device
-    from inr.train.nerf import NerfFitConfig
-
-    from .options import build_dataclass
 
     caption = check_caption(args.text)
-    steps = getattr(args, "finetune", 0) or 0
-    if steps < 0:
-        raise InputError(f"--finetune must be >= 0 steps, got {steps}")
     require_text_extra()
-    device = resolve_device(getattr(args, "device", "auto"))
     run, config, cfg, model = load_generator(args.model, device)
     scene = getattr(args, "scene", None)
     if scene is not None and not (Path(scene) / "transforms_train.json").is_file():
@@ -255,14 +247,7 @@ def generate_text_command(args) -> int:
         out = write_nerf_run(args.out, field, generated=generated, device=device,
                              stage_dataset=lambda tmp: stage_rendered_views(field, reference, tmp),
                              metrics={"generation_seconds": round(seconds, 4)})
-    result = {"run": str(out.path), "text": caption, "generation_seconds": round(seconds, 4)}
-    if steps:
-        nerf_cfg = build_dataclass(NerfFitConfig, out.read_config()["fit"])
-        done = finetune(out.path, nerf_cfg, steps, device=str(device), quiet=getattr(args, "quiet", False),
-                        seed=getattr(args, "seed", 0), lr=getattr(args, "finetune_lr", None))
-        result["finetune"] = {k: done[k] for k in ("step", "seconds", "psnr", "ssim") if k in done}
-    print(json.dumps(result))
-    return 0
+    return out, {"run": str(out.path), "text": caption, "generation_seconds": round(seconds, 4)}
 
 
 def _scene_path(config: dict, fallback: Path) -> Path:
