@@ -14,6 +14,7 @@ import torch
 from inr.errors import InputError
 from inr.generate.views import FewViewGenerator, FewViewModelConfig, default_hyper, pick_views, support_tensors
 from inr.hyper import HyperConfig
+from inr.render.rays import Cameras
 from inr.signals.metrics import psnr, ssim
 from inr.signals.radiance import RadianceData, background_color, load_radiance
 from inr.signals.scene_collection import SceneCollection
@@ -137,12 +138,10 @@ class FewViewTask:
         local = local_slice(b)
         scenes, sup, cam, row, col, bg, jitter = (t[local] for t in (scenes, sup, cam, row, col, bg, jitter))
         pick = lambda t, idx: t[scenes[:, None], idx]  # noqa: E731  [b, k, ...] of each scene's views idx
-        c2w, intr = self.c2w[scenes[:, None], cam], self.intr[scenes[:, None], cam]
-        x = (col + 0.5 - intr[..., 2]) / intr[..., 0]
-        y = -(row + 0.5 - intr[..., 3]) / intr[..., 1]
-        dirs = torch.einsum("brij,brj->bri", c2w[..., :3, :3], torch.stack([x, y, -torch.ones_like(x)], -1))
-        dirs = dirs / dirs.norm(dim=-1, keepdim=True)
-        origins = c2w[..., :3, 3]
+        c2w, intr = self.c2w[scenes[:, None], cam].flatten(0, 1), self.intr[scenes[:, None], cam].flatten(0, 1)
+        rays = Cameras(c2w, *intr.unbind(-1), w, h)  # one camera per query ray
+        origins, dirs = (t.view(*cam.shape, 3) for t in rays.rays(torch.arange(len(rays), device=dev),
+                                                                   row.flatten() + 0.5, col.flatten() + 0.5))
         rgba = self.views[scenes[:, None], cam, row, col]
         rgb = self.ddp(pick(self.views, sup), pick(self.c2w, sup), pick(self.intr, sup), origins, dirs, bg, jitter)
         target = rgba[..., :3] * rgba[..., 3:] + bg * (1 - rgba[..., 3:])
