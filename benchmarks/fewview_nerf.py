@@ -17,7 +17,6 @@ Every figure is the mean over the held-out scenes of the mean over each scene's 
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import json
 import shutil
 import statistics

@@ -157,7 +157,6 @@ def collection(tmp_path_factory) -> Path:
 def test_a_tiny_generator_lowers_its_loss(collection):
     from inr.signals.scene_collection import load_scene_collection
     from inr.train.generator_views import ViewsTrainConfig, build_views_task
-    from inr.train.loop import TrainConfig
 
     cfg = ViewsTrainConfig(target=str(collection), support=2, scenes_per_batch=3,
                            model=FewViewModelConfig(zero_update=True, **TINY))

@@ -46,7 +46,7 @@ from inr.signals.radiance import RadianceData, load_radiance
 from . import distributed
 from .collection import data_parallel, local_slice
 from .loop import TrainConfig
-from .rundir import RunDir, load_tensors, save_tensors
+from .rundir import load_tensors, save_tensors
 
 # Adam on the transformer and heads at 1e-3; the shared base weights and the hash grid at 10x (instant-ngp's 1e-2).
 TEXT_TRAIN_DEFAULTS = {"steps": 2000, "lr": 1e-3, "batch_size": 4, "beta2": 0.99, "eps": 1e-10, "schedule": "cosine"}
