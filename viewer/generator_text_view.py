@@ -29,7 +29,7 @@ from torch import nn
 from inr.errors import InputError
 
 from .base import DEVICE, View, to_uint8
-from .cameras import fov_from_focal, pinhole
+from .cameras import fov_from_focal, render_pinhole
 from .nerf_view import set_client_camera
 from .render_loop import CameraState
 from .server import background
@@ -163,14 +163,11 @@ class TextGeneratorView(View):
 
         module, device = self.source.module, self.device
         samples = max(8, self.cfg.samples // COARSE) if coarse else self.cfg.samples
-        origins, dirs = (t.to(device) for t in pinhole(c2w, fov, width, height).view_rays(0))
-        box, bg, parts = self.box.to(device), self.background.to(device), []
-        with torch.no_grad():
-            for o, d in zip(origins.split(self.chunk), dirs.split(self.chunk)):
-                if abort():
-                    return None
-                parts.append(render_dense(module, o[None], d[None], box, samples, bg)[0][0])
-        return torch.cat(parts).view(height, width, 3).clamp(0, 1).cpu()
+        box, bg = self.box.to(device), self.background.to(device)
+        rgb = render_pinhole(c2w, fov, width, height,
+                             lambda o, d: render_dense(module, o[None], d[None], box, samples, bg)[0][0],
+                             device, self.chunk, abort)
+        return None if rgb is None else rgb.view(height, width, 3).clamp(0, 1).cpu()
 
     def home_camera(self) -> tuple[np.ndarray, float]:
         """(OpenGL c2w, vertical fov): the first training scene's first camera, or an orbit view."""
